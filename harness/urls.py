@@ -1,0 +1,64 @@
+"""Database and Redis URLs: recognising the backend, masking passwords, driver variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from harness.errors import ConfigError
+
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``; safe to print or store."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:{MASK}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def is_postgres(url: str) -> bool:
+    """True when ``url`` names a PostgreSQL server (any driver)."""
+    return url.split(":", 1)[0].split("+", 1)[0] in {"postgresql", "postgres"}
+
+
+def _parse(url: str) -> URL:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {mask_url(url)!r} ({exc})") from None
+
+
+def with_driver(url: str, driver: str) -> str:
+    """Return the PostgreSQL ``url`` rewritten for a SQLAlchemy driver (asyncpg, psycopg)."""
+    parsed = _parse(url).set(drivername=f"postgresql+{driver}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def plain_postgres_url(url: str) -> str:
+    """Return ``url`` as libpq understands it (no ``+driver`` suffix)."""
+    return _parse(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sqlite_path(db: str) -> Path:
+    """Return the file path of a SQLite database given as a path or ``sqlite:///`` URL."""
+    if db.startswith("sqlite"):
+        parsed = _parse(db)
+        if not parsed.database:
+            raise ConfigError(f"SQLite URL {db!r} names no file; give a path to a .db file")
+        return Path(parsed.database)
+    return Path(db)
