@@ -38,7 +38,8 @@ def _file_settings(path: Path) -> dict[str, Any]:
     unknown = sorted(set(table) - set(ENV_NAMES))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(ENV_NAMES))}"
+            f"{path}: unknown setting(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(ENV_NAMES))}"
         )
     return table
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import operator
-import os
 import queue
 import sqlite3
 import threading
@@ -47,20 +46,134 @@ DEFAULT_CHUNK = 10_000
 SOURCES = 50
 USERS = 5_000
 
-_WORDS = (
-    "adaptive attention bayesian benchmark causal citation clustering contrastive corpus "
-    "dense diffusion discovery distributed dynamic efficient embedding entity evaluation "
-    "explainable federated few-shot genome graph hierarchical hybrid inference kernel "
-    "knowledge language large latent learning linear low-rank manifold markov model "
-    "molecular multimodal network neural novel online optimal particle probabilistic "
-    "protein quantum random ranking recurrent reinforcement retrieval robust sampling "
-    "scalable semantic sequence signal sparse spectral stochastic streaming structured "
-    "supervised survey temporal tensor topic transfer transformer uncertainty unsupervised "
-    "variational vision weak zero-shot analysis approach framework method study towards "
-    "understanding scaling laws catalysts materials climate epidemic search memory"
-).split()
-_FIRST = "Ada Alan Barbara Chen Dana Emil Fatima Grace Hiro Ines Jun Karl Lena Mei Nia Omar Priya".split()
-_LAST = "Okafor Schmidt Tanaka Rossi Novak Silva Kim Haddad Larsen Moreau Ivanova Gupta Levi".split()
+_WORDS = [
+    "adaptive",
+    "attention",
+    "bayesian",
+    "benchmark",
+    "causal",
+    "citation",
+    "clustering",
+    "contrastive",
+    "corpus",
+    "dense",
+    "diffusion",
+    "discovery",
+    "distributed",
+    "dynamic",
+    "efficient",
+    "embedding",
+    "entity",
+    "evaluation",
+    "explainable",
+    "federated",
+    "few-shot",
+    "genome",
+    "graph",
+    "hierarchical",
+    "hybrid",
+    "inference",
+    "kernel",
+    "knowledge",
+    "language",
+    "large",
+    "latent",
+    "learning",
+    "linear",
+    "low-rank",
+    "manifold",
+    "markov",
+    "model",
+    "molecular",
+    "multimodal",
+    "network",
+    "neural",
+    "novel",
+    "online",
+    "optimal",
+    "particle",
+    "probabilistic",
+    "protein",
+    "quantum",
+    "random",
+    "ranking",
+    "recurrent",
+    "reinforcement",
+    "retrieval",
+    "robust",
+    "sampling",
+    "scalable",
+    "semantic",
+    "sequence",
+    "signal",
+    "sparse",
+    "spectral",
+    "stochastic",
+    "streaming",
+    "structured",
+    "supervised",
+    "survey",
+    "temporal",
+    "tensor",
+    "topic",
+    "transfer",
+    "transformer",
+    "uncertainty",
+    "unsupervised",
+    "variational",
+    "vision",
+    "weak",
+    "zero-shot",
+    "analysis",
+    "approach",
+    "framework",
+    "method",
+    "study",
+    "towards",
+    "understanding",
+    "scaling",
+    "laws",
+    "catalysts",
+    "materials",
+    "climate",
+    "epidemic",
+    "search",
+    "memory",
+]
+_FIRST = [
+    "Ada",
+    "Alan",
+    "Barbara",
+    "Chen",
+    "Dana",
+    "Emil",
+    "Fatima",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jun",
+    "Karl",
+    "Lena",
+    "Mei",
+    "Nia",
+    "Omar",
+    "Priya",
+]
+_LAST = [
+    "Okafor",
+    "Schmidt",
+    "Tanaka",
+    "Rossi",
+    "Novak",
+    "Silva",
+    "Kim",
+    "Haddad",
+    "Larsen",
+    "Moreau",
+    "Ivanova",
+    "Gupta",
+    "Levi",
+]
 _ENTITY_KINDS = ("person", "organization", "method", "dataset", "chemical", "gene")
 _ENTITY_KIND_P = (0.40, 0.15, 0.20, 0.10, 0.08, 0.07)
 _ARTIFACT_KINDS = ("paper", "preprint", "dataset", "software", "patent", "post")
@@ -125,9 +238,7 @@ class _Clock:
 
     def __init__(self, start: datetime, days: int) -> None:
         self.epoch0 = int(start.replace(tzinfo=UTC).timestamp())
-        self._days = [
-            (start + timedelta(days=d)).strftime("%Y-%m-%d ") for d in range(days + 40)
-        ]
+        self._days = [(start + timedelta(days=d)).strftime("%Y-%m-%d ") for d in range(days + 40)]
         self._tod = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
 
     def text(self, seconds: IntArray) -> list[str]:
@@ -210,8 +321,12 @@ class _Generator:
         kinds = rng.choice(len(_SOURCE_KINDS), SOURCES).tolist()
         trust = rng.beta(5, 2, SOURCES).tolist()
         return [
-            (i + 1, f"{names[i]} {_SOURCE_KINDS[kinds[i]].title()} #{i + 1}",
-             _SOURCE_KINDS[kinds[i]], trust[i])
+            (
+                i + 1,
+                f"{names[i]} {_SOURCE_KINDS[kinds[i]].title()} #{i + 1}",
+                _SOURCE_KINDS[kinds[i]],
+                trust[i],
+            )
             for i in range(SOURCES)
         ]
 
@@ -263,8 +378,9 @@ class _Generator:
         # Ids are assigned in ingestion order, so they rise with publication time (+ jitter).
         base = (ids - 1) * self.span // max(spec.artifacts, 1)
         published = np.clip(base + rng.integers(-6 * 3600, 6 * 3600, n), 0, self.span - 1)
-        created = np.minimum(published + rng.exponential(2 * 86_400, n).astype(np.int64),
-                             self.span - 1)
+        created = np.minimum(
+            published + rng.exponential(2 * 86_400, n).astype(np.int64), self.span - 1
+        )
         updated = np.minimum(created + rng.integers(3600, 30 * 86_400, n), self.span - 1)
         pub_txt = self.clock.text(published)
         created_txt = self.clock.text(created)
@@ -365,8 +481,9 @@ class _Generator:
         cited[later] = 1 + (cited[later] - 1) % (citing[later] - 1)
         citing, cited, when = _unique_pairs(citing, cited, when)
         contexts = _sparse_words(rng, len(citing), 3, 8, 0.7)
-        return list(zip(citing.tolist(), cited.tolist(), contexts, self.clock.text(when),
-                        strict=True))
+        return list(
+            zip(citing.tolist(), cited.tolist(), contexts, self.clock.text(when), strict=True)
+        )
 
     def _bookmarks(self, rng: np.random.Generator, lo: int, hi: int, created: IntArray) -> Rows:
         n = (hi - 1) // 10 - (lo - 1) // 10
@@ -376,8 +493,9 @@ class _Generator:
         target = self.cite_pop.sample(rng, n)
         target = 1 + (target - 1) % (hi - 1)
         users = self.user_pop.sample(rng, n).tolist()
-        when = self.clock.text(np.minimum(created[:n] + rng.integers(0, 86_400 * 30, n),
-                                          self.span - 1))
+        when = self.clock.text(
+            np.minimum(created[:n] + rng.integers(0, 86_400 * 30, n), self.span - 1)
+        )
         notes = _sparse_words(rng, n, 2, 6, 0.8)
         return [
             (first_id + i, int(target[i]), f"user-{users[i]:05d}", notes[i], when[i])
@@ -529,8 +647,39 @@ def write_dataset(
         conn.close()
         partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, target)
+    partial.replace(target)
     for suffix in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             Path(str(partial) + suffix).unlink()
     return DatasetSummary(path=target, rows=rows, seconds=time.perf_counter() - started)
+
+
+def write_with_progress(
+    path: Path | str, spec: DatasetSpec, *, force: bool = False, console: Any = None
+) -> DatasetSummary:
+    """:func:`write_dataset` with a rich progress bar counting artifacts."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]dataset"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("artifacts"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("artifacts", total=spec.artifacts)
+        summary = write_dataset(
+            path, spec, force=force, on_artifacts=lambda n: progress.update(task, completed=n)
+        )
+        progress.update(task, completed=spec.artifacts)
+    return summary

@@ -50,8 +50,8 @@ CREATE_TABLES: tuple[str, ...] = (
     CREATE TABLE entities (
         id          INTEGER PRIMARY KEY,
         name        TEXT NOT NULL,
-        kind        TEXT NOT NULL
-                    CHECK (kind IN ('person', 'organization', 'method', 'dataset', 'chemical', 'gene')),
+        kind        TEXT NOT NULL CHECK (kind IN
+                        ('person', 'organization', 'method', 'dataset', 'chemical', 'gene')),
         description TEXT,
         first_seen  TEXT
     )""",

@@ -79,9 +79,7 @@ entities = Table(
     Column("kind", Text, nullable=False),
     Column("description", Text),
     Column("first_seen", DateTime),
-    CheckConstraint(
-        "kind IN ('person', 'organization', 'method', 'dataset', 'chemical', 'gene')"
-    ),
+    CheckConstraint("kind IN ('person', 'organization', 'method', 'dataset', 'chemical', 'gene')"),
 )
 Index("ix_entities_lower_name", func.lower(entities.c.name))
 
@@ -102,9 +100,7 @@ artifacts = Table(
     Column("metadata", _JSON),
     Column("fingerprint", LargeBinary),
     CheckConstraint("length(title) > 0"),
-    CheckConstraint(
-        "kind IN ('paper', 'preprint', 'dataset', 'software', 'patent', 'post')"
-    ),
+    CheckConstraint("kind IN ('paper', 'preprint', 'dataset', 'software', 'patent', 'post')"),
 )
 Index("ux_artifacts_external_id", artifacts.c.external_id, unique=True)
 Index(

@@ -1,0 +1,231 @@
+"""The ``harness`` command line: parses options and calls the library. No logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness import __version__
+from harness.errors import HarnessError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="harness",
+    help="Load testing and SQLite-to-PostgreSQL migration harness.\n\nExample: harness serve",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+services_app = typer.Typer(
+    help="Embedded PostgreSQL and Redis for when no server is given.\n\n"
+    "Example: harness services start",
+    no_args_is_help=True,
+)
+app.add_typer(services_app, name="services")
+
+out = Console()
+err = Console(stderr=True)
+
+# Options a team sets once: same name on the command line, in HARNESS_* and harness.toml.
+PgOption = Annotated[
+    str | None,
+    typer.Option("--pg", help="PostgreSQL URL (else HARNESS_PG_URL, harness.toml, or embedded)."),
+]
+RedisOption = Annotated[
+    str | None,
+    typer.Option("--redis", help="Redis URL (else HARNESS_REDIS_URL, harness.toml, or embedded)."),
+]
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Folder for embedded servers and state (default .harness)."),
+]
+
+
+def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn a :class:`HarnessError` into one line on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"harness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Load testing and SQLite-to-PostgreSQL migration harness.
+
+    Example: harness serve --db signals.db
+    """
+
+
+# -- services ----------------------------------------------------------------------------------
+
+
+def _services_table(rows: list[tuple[str, str, str]]) -> Table:
+    table = Table("service", "state", "url (password masked)")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@services_app.command("start")
+@reports_errors
+def services_start(home: HomeOption = None) -> None:
+    """Start (or reuse) embedded PostgreSQL and Redis and print their URLs.
+
+    Example: harness services start
+    """
+    from harness.services import start_all
+
+    infos = start_all(home)
+    out.print(
+        _services_table(
+            [(i.name, "running" if i.embedded else "configured", i.masked_url) for i in infos]
+        )
+    )
+
+
+@services_app.command("status")
+@reports_errors
+def services_status(home: HomeOption = None) -> None:
+    """Show whether the embedded servers are running.
+
+    Example: harness services status
+    """
+    from harness.services import status_all
+
+    rows = []
+    for name, info in zip(("postgres", "redis"), status_all(home), strict=True):
+        rows.append((name, "running", info.masked_url) if info else (name, "stopped", "-"))
+    out.print(_services_table(rows))
+
+
+@services_app.command("stop")
+@reports_errors
+def services_stop(home: HomeOption = None) -> None:
+    """Stop the embedded servers (their data stays for the next start).
+
+    Example: harness services stop
+    """
+    from harness.services import stop_all
+
+    for name, stopped in zip(("postgres", "redis"), stop_all(home), strict=True):
+        out.print(f"{name}: {'stopped' if stopped else 'was not running'}")
+
+
+# -- dataset -----------------------------------------------------------------------------------
+
+
+@app.command()
+@reports_errors
+def dataset(
+    output: Annotated[Path, typer.Option("-o", "--output", help="SQLite file to write.")],
+    artifacts: Annotated[
+        int, typer.Option(help="Number of artifacts (rows scale with it).")
+    ] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and anchor, same bytes.")] = 42,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="'Now' for the data, YYYY-MM-DD (default: today, UTC)."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Write the reference dataset: a realistic SQLite database of artifacts and their links.
+
+    Example: harness dataset -o signals.db --artifacts 1000000 --seed 7
+    """
+    from harness.dataset import DatasetSpec, write_with_progress
+
+    spec = DatasetSpec(artifacts=artifacts, seed=seed, anchor=_parse_anchor(anchor))
+    summary = write_with_progress(output, spec, force=force, console=out)
+    table = Table("table", "rows", title=f"{summary.path} ({summary.seconds:.1f} s)")
+    for name, count in summary.rows.items():
+        table.add_row(name, f"{count:,}")
+    table.add_row("[bold]total", f"[bold]{summary.total_rows:,}")
+    out.print(table)
+    out.print(f"{summary.total_rows / summary.seconds:,.0f} rows/s")
+
+
+def _parse_anchor(value: str | None) -> datetime:
+    from harness.dataset import DatasetSpec
+    from harness.errors import ConfigError
+
+    if value is None:
+        return DatasetSpec(artifacts=1).anchor
+    try:
+        return datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise ConfigError(f"--anchor {value!r} is not a date like 2026-11-01") from None
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+@app.command()
+@reports_errors
+def serve(
+    db: Annotated[
+        str | None,
+        typer.Option(help="SQLite file or postgresql:// URL (default: a generated dataset)."),
+    ] = None,
+    redis: RedisOption = None,
+    no_redis: Annotated[bool, typer.Option("--no-redis", help="Cache in-process only.")] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    pool_size: Annotated[int, typer.Option(help="Database pool size per worker.")] = 5,
+    max_overflow: Annotated[int, typer.Option(help="Connections allowed beyond the pool.")] = 10,
+    pool_timeout: Annotated[float, typer.Option(help="Seconds to wait for a connection.")] = 30.0,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(help="Token for POST /cache/invalidate (else HARNESS_ADMIN_TOKEN)."),
+    ] = None,
+) -> None:
+    """Serve the reference API on a SQLite file or a PostgreSQL database.
+
+    Example: harness serve --db signals.db --port 8000 --workers 2
+    """
+    from harness.target.launch import launch
+
+    launch(
+        db=db,
+        redis=redis,
+        no_redis=no_redis,
+        host=host,
+        port=port,
+        workers=workers,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        admin_token=admin_token,
+        console=out,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
