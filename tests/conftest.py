@@ -8,8 +8,10 @@ session started is stopped at its end; one that was already running is left runn
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,8 +19,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from harness.dataset import DatasetSpec, write_dataset
 from harness.services import EmbeddedPostgres, EmbeddedRedis, check_postgres, check_redis
 from harness.urls import plain_postgres_url
+from tests.support.plain_loader import load_into_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SERVICES = REPO / ".harness" / "test-services"
@@ -86,3 +90,64 @@ def private_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
         yield server
     finally:
         server.stop()
+
+
+# Fixed "now" and anchor so answers are the same on every run and on both backends.
+ANCHOR = datetime(2026, 11, 1)
+SMALL_ARTIFACTS = 3_000
+
+
+@pytest.fixture(scope="session")
+def reference_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small reference dataset (SQLite file) shared by the session; tests must not write it."""
+    path = tmp_path_factory.mktemp("dataset") / "reference.db"
+    write_dataset(path, DatasetSpec(artifacts=SMALL_ARTIFACTS, seed=11, anchor=ANCHOR))
+    return path
+
+
+@pytest.fixture
+def writable_db(reference_db: Path, tmp_path: Path) -> Path:
+    """A private copy of the reference dataset that a test may write to."""
+    copy = tmp_path / "writable.db"
+    shutil.copyfile(reference_db, copy)
+    return copy
+
+
+def _create_database(pg_url: str, name: str) -> str:
+    with psycopg.connect(plain_postgres_url(pg_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
+
+
+def _drop_database(pg_url: str, name: str) -> None:
+    with psycopg.connect(plain_postgres_url(pg_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def reference_pg(pg_url: str, reference_db: Path) -> Iterator[str]:
+    """URL of a PostgreSQL database holding the same rows as ``reference_db``."""
+    name = f"harness_ref_{uuid.uuid4().hex[:10]}"
+    url = _create_database(pg_url, name)
+    load_into_postgres(reference_db, url)
+    try:
+        yield url
+    finally:
+        _drop_database(pg_url, name)
+
+
+@pytest.fixture
+def writable_pg(pg_url: str, reference_db: Path) -> Iterator[str]:
+    """A private PostgreSQL copy of the reference dataset that a test may write to."""
+    name = f"harness_w_{uuid.uuid4().hex[:10]}"
+    url = _create_database(pg_url, name)
+    load_into_postgres(reference_db, url)
+    try:
+        yield url
+    finally:
+        _drop_database(pg_url, name)

@@ -42,13 +42,13 @@ def load_into_postgres(sqlite_file: Path, pg_url: str) -> dict[str, int]:
                         copy.write_row(row)
                         n += 1
                 counts[table] = n
-            for table in metadata.sorted_tables:
-                if "id" in table.c and table.c.id.primary_key and table.c.id.identity is not None:
+            for model in metadata.sorted_tables:
+                if "id" in model.c and model.c.id.primary_key and model.c.id.identity is not None:
                     dst.execute(
                         sql.SQL(
                             "SELECT setval(pg_get_serial_sequence({t}, 'id'), "
                             "coalesce(max(id), 0) + 1, false) FROM {i}"
-                        ).format(t=sql.Literal(table.name), i=sql.Identifier(table.name))
+                        ).format(t=sql.Literal(model.name), i=sql.Identifier(model.name))
                     )
             dst.commit()
             dst.autocommit = True
