@@ -7,6 +7,7 @@ session started is stopped at its end; one that was already running is left runn
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -141,13 +142,35 @@ def reference_pg(pg_url: str, reference_db: Path) -> Iterator[str]:
         _drop_database(pg_url, name)
 
 
-@pytest.fixture
-def writable_pg(pg_url: str, reference_db: Path) -> Iterator[str]:
-    """A private PostgreSQL copy of the reference dataset that a test may write to."""
-    name = f"harness_w_{uuid.uuid4().hex[:10]}"
-    url = _create_database(pg_url, name)
-    load_into_postgres(reference_db, url)
+@pytest.fixture(scope="session")
+def _pg_template(pg_url: str, reference_db: Path) -> Iterator[str]:
+    """A loaded database nothing connects to, so CREATE DATABASE ... TEMPLATE can copy it."""
+    name = f"harness_tpl_{uuid.uuid4().hex[:10]}"
+    load_into_postgres(reference_db, _create_database(pg_url, name))
     try:
+        yield name
+    finally:
+        _drop_database(pg_url, name)
+
+
+@pytest.fixture
+def writable_pg(pg_url: str, _pg_template: str) -> Iterator[str]:
+    """A private PostgreSQL copy of the reference dataset that a test may write to."""
+    with writable_pg_copy(pg_url, _pg_template) as url:
         yield url
+
+
+@contextlib.contextmanager
+def writable_pg_copy(pg_url: str, template: str) -> Iterator[str]:
+    """Clone ``template`` into a new database; drop it on exit."""
+    name = f"harness_w_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(plain_postgres_url(pg_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    try:
+        yield urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
     finally:
         _drop_database(pg_url, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 
 from harness.target.server import running_api
 from harness.target.settings import ApiSettings
-from tests.conftest import ANCHOR
+from tests.conftest import ANCHOR, writable_pg_copy
 
 
 def _artifact(**overrides: Any) -> dict[str, Any]:
@@ -26,14 +28,25 @@ def _artifact(**overrides: Any) -> dict[str, Any]:
     return item
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def api(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
-    if request.param == "sqlite":
-        db = str(request.getfixturevalue("writable_db"))
-    else:
-        db = request.getfixturevalue("writable_pg")
-    with running_api(ApiSettings(db=db, now=ANCHOR)) as base, httpx.Client(base_url=base) as c:
-        yield c
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(
+    request: pytest.FixtureRequest,
+    reference_db: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[httpx.Client]:
+    """One writable copy per backend for the module: each test reads back only what it wrote."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            db = str(tmp_path_factory.mktemp("writes") / "w.db")
+            shutil.copyfile(reference_db, db)
+        else:
+            db = stack.enter_context(
+                writable_pg_copy(
+                    request.getfixturevalue("pg_url"), request.getfixturevalue("_pg_template")
+                )
+            )
+        base = stack.enter_context(running_api(ApiSettings(db=db, now=ANCHOR)))
+        yield stack.enter_context(httpx.Client(base_url=base))
 
 
 def test_single_insert_is_readable_back(api: httpx.Client) -> None:
