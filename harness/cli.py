@@ -227,5 +227,81 @@ def serve(
     )
 
 
+# -- run ---------------------------------------------------------------------------------------
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@reports_errors
+def run(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Argument(help="steady, spike, endurance, stress, or a path.")],
+    target: Annotated[
+        str | None,
+        typer.Option(help="URL to load (default: start the reference API for this run)."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="Reference API backend when no --target: sqlite or postgres.")
+    ] = "sqlite",
+    locustfile: Annotated[Path, typer.Option(help="Locustfile with the user classes.")] = Path(
+        "locustfiles/api.py"
+    ),
+    quick: Annotated[
+        bool, typer.Option(help="10x shorter with a fifth of the users: a run in ~1 minute.")
+    ] = False,
+    time_scale: Annotated[float | None, typer.Option(help="Multiply stage durations.")] = None,
+    users_scale: Annotated[float | None, typer.Option(help="Multiply user counts.")] = None,
+    sla: Annotated[
+        list[str] | None,
+        typer.Option(help="SLA like 'p95<500ms' or 'GET /discoveries:p99<1s'; repeatable."),
+    ] = None,
+    abort_on_sla: Annotated[
+        bool, typer.Option(help="Stop early when an SLA is broken beyond recovery.")
+    ] = False,
+    processes: Annotated[int | None, typer.Option(help="Locust worker processes.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Folder for run directories.")] = Path("runs"),
+    dataset: Annotated[
+        Path | None, typer.Option(help="Dataset for the reference API (default: generated).")
+    ] = None,
+    pool_size: Annotated[
+        int | None, typer.Option(help="Reference API's database pool size.")
+    ] = None,
+    pg: PgOption = None,
+    redis: RedisOption = None,
+) -> None:
+    """Run a load scenario: run directory, Locust headless, exact samples, SLA verdict.
+
+    Extra arguments after the options go to Locust (e.g. a user class name).
+    Exit codes: 0 every SLA held, 10 an SLA failed, 11 interrupted (partial verdict).
+
+    Example: harness run steady --quick
+    """
+    from harness.run import RunOptions
+    from harness.run import run as run_scenario
+    from harness.verdict import print_verdict
+
+    options = RunOptions(
+        scenario=scenario,
+        target=target,
+        backend=backend,
+        locustfile=locustfile,
+        time_scale=time_scale,
+        users_scale=users_scale,
+        quick=quick,
+        slas=sla or [],
+        processes=processes,
+        abort_on_sla=abort_on_sla,
+        runs_dir=runs_dir,
+        dataset=dataset,
+        redis=redis,
+        pg=pg,
+        pool_size=pool_size,
+        locust_args=list(ctx.args),
+    )
+    result = run_scenario(options, console=out)
+    print_verdict(result.verdict, out)
+    out.print(f"run directory: {result.run_dir}")
+    raise typer.Exit(result.exit_code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -1,0 +1,291 @@
+"""``harness run SCENARIO``: a target, a run directory, Locust headless, a verdict.
+
+With no ``--target`` it starts the reference API itself, on a generated dataset with the
+embedded Redis (SQLite by default, ``--backend postgres`` for the embedded PostgreSQL), and
+stops it after. Locust runs as a child process (it monkey-patches with gevent); its own CSV
+and HTML go to ``locust/``; the samples, ``run.json`` and ``verdict.json`` are written by
+:mod:`harness.locust_hooks` inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness import __version__
+from harness.errors import ConfigError, HarnessError
+from harness.scenario import Scenario, find_scenario, load_scenario
+from harness.sla import EXIT_PARTIAL, EXIT_SLA_FAILED, REFERENCE_API_SLAS, parse_slas
+from harness.urls import is_postgres, mask_url
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "scenarios"
+LOCUSTFILES = REPO / "locustfiles"
+API_LOCUSTFILE = LOCUSTFILES / "api.py"
+# --quick: a 10x shorter run with a fifth of the users (steady: 20 users for about a minute).
+QUICK_TIME_SCALE = 0.1
+QUICK_USERS_SCALE = 0.2
+PREFLIGHT_TIMEOUT_S = 5.0
+STOP_GRACE_S = 60.0
+
+
+class RunFailedError(HarnessError):
+    """Locust ended without a verdict (a crash, a bad locustfile)."""
+
+    exit_code = 1
+
+
+@dataclass
+class RunOptions:
+    """What ``harness run`` was asked to do."""
+
+    scenario: str
+    target: str | None = None
+    backend: str = "sqlite"
+    locustfile: Path = API_LOCUSTFILE
+    user_classes: list[str] = field(default_factory=list)
+    time_scale: float | None = None
+    users_scale: float | None = None
+    quick: bool = False
+    slas: list[str] = field(default_factory=list)
+    processes: int | None = None
+    abort_on_sla: bool = False
+    runs_dir: Path = Path("runs")
+    dataset: Path | None = None
+    redis: str | None = None
+    pg: str | None = None
+    pool_size: int | None = None
+    locust_args: list[str] = field(default_factory=list)
+
+    def scales(self) -> tuple[float, float]:
+        ts = (
+            self.time_scale
+            if self.time_scale is not None
+            else (QUICK_TIME_SCALE if self.quick else 1.0)
+        )
+        us = (
+            self.users_scale
+            if self.users_scale is not None
+            else (QUICK_USERS_SCALE if self.quick else 1.0)
+        )
+        return ts, us
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    verdict: dict[str, Any]
+    exit_code: int
+
+
+def _check_http_target(url: str) -> None:
+    try:
+        response = httpx.get(url.rstrip("/") + "/health", timeout=PREFLIGHT_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise ConfigError(
+            f"target {mask_url(url)} is unreachable ({type(exc).__name__}); start it, or omit "
+            "--target to let harness run start the reference API"
+        ) from None
+    if response.status_code >= 500:
+        raise ConfigError(
+            f"target {mask_url(url)} answers /health with {response.status_code}; "
+            "fix the target before loading it"
+        )
+
+
+def preflight_target(target: str) -> None:
+    """Fail before any load starts when the target cannot be reached."""
+    if target.startswith(("http://", "https://")):
+        _check_http_target(target)
+    elif is_postgres(target):
+        from harness.services import check_postgres
+
+        check_postgres(target)
+    else:
+        from harness.target.db import check_sqlite_file
+        from harness.urls import sqlite_path
+
+        check_sqlite_file(sqlite_path(target))
+
+
+def _run_dir(runs_dir: Path, scenario: Scenario) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = runs_dir / f"{stamp}-{scenario.name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = runs_dir / f"{stamp}-{scenario.name}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+@contextlib.contextmanager
+def _target(opts: RunOptions, run_dir: Path, console: Any) -> Iterator[tuple[str, str]]:
+    """Yield (target URL, backend description); start the reference API when none is given."""
+    if opts.target:
+        preflight_target(opts.target)
+        yield opts.target, "given"
+        return
+    from harness.services import postgres_url, redis_url
+    from harness.target.launch import default_dataset
+    from harness.target.process import reference_api
+
+    dataset = opts.dataset or default_dataset(console)
+    db = str(dataset)
+    if opts.backend == "postgres":
+        from harness.target.seed import ensure_seeded
+
+        if console is not None:
+            console.print("seeding the embedded PostgreSQL with the dataset (once per dataset)")
+        db = ensure_seeded(dataset, postgres_url(opts.pg))
+    elif opts.backend != "sqlite":
+        raise ConfigError(f"--backend must be sqlite or postgres, not {opts.backend!r}")
+    with reference_api(
+        db, redis_url=redis_url(opts.redis), log=run_dir / "api.log", pool_size=opts.pool_size
+    ) as url:
+        yield url, f"reference API on {opts.backend} ({mask_url(db)})"
+
+
+def locust_command(
+    opts: RunOptions, scenario_path: Path, target: str, run_dir: Path, slas: list[str]
+) -> list[str]:
+    """The Locust command line ``harness run`` starts."""
+    ts, us = opts.scales()
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        f"{opts.locustfile},{scenario_path}",
+        "--headless",
+        "--host",
+        target,
+        "--run-dir",
+        str(run_dir),
+        "--csv",
+        str(run_dir / "locust" / "stats"),
+        "--html",
+        str(run_dir / "locust" / "report.html"),
+        "--exit-code-on-error",
+        "0",  # errors are judged by the SLAs, not by Locust
+        "--only-summary",
+        "--time-scale",
+        str(ts),
+        "--users-scale",
+        str(us),
+    ]
+    for sla in slas:
+        cmd += ["--sla", sla]
+    if opts.processes:
+        cmd += ["--processes", str(opts.processes)]
+    if opts.abort_on_sla:
+        cmd.append("--abort-on-sla")
+    return cmd + opts.locust_args + opts.user_classes
+
+
+def _progress_line(run_dir: Path, planned: float) -> str | None:
+    try:
+        p = json.loads((run_dir / "progress.json").read_text())
+    except (OSError, ValueError):
+        return None
+    p95 = f"{p['p95_ms']:.1f} ms" if p.get("p95_ms") is not None else "-"
+    return (
+        f"{p['elapsed_s']:6.1f}/{planned:.0f} s  stage {p['stage']:<10} users {p['users']:>4}"
+        f"  {p['rps']:7.1f} req/s  p95(10 s) {p95:>10}  requests {p['requests']:,}"
+        f"  failures {p['failures']:,}"
+    )
+
+
+def _watch(proc: subprocess.Popen[bytes], run_dir: Path, planned: float, console: Any) -> bool:
+    """Show live progress until Locust exits; True when interrupted by Ctrl-C."""
+    from rich.live import Live
+
+    interrupted = False
+    live = Live(console=console, refresh_per_second=2, transient=True) if console else None
+    last_plain = 0.0
+    with live if live is not None else contextlib.nullcontext():
+        while proc.poll() is None:
+            try:
+                time.sleep(0.5)
+            except KeyboardInterrupt:
+                interrupted = True
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                break
+            line = _progress_line(run_dir, planned)
+            if line and live is not None:
+                if console.is_terminal:
+                    live.update(line)
+                elif time.monotonic() - last_plain > 15:
+                    console.print(line)
+                    last_plain = time.monotonic()
+    return interrupted
+
+
+def run(opts: RunOptions, console: Any = None) -> RunResult:
+    """Run one scenario end to end and return its verdict."""
+    scenario = load_scenario(find_scenario(opts.scenario, SCENARIOS))
+    if not opts.locustfile.is_file():
+        raise ConfigError(f"locustfile {opts.locustfile} does not exist")
+    ts, us = opts.scales()
+    plan = scenario.scaled(ts, us)
+    slas = list(opts.slas)
+    if not slas and opts.locustfile.resolve() == API_LOCUSTFILE.resolve():
+        slas = list(REFERENCE_API_SLAS)
+    parse_slas([*slas, *scenario.slas])  # a typo fails here, before anything starts
+    run_dir = _run_dir(opts.runs_dir, scenario)
+    with _target(opts, run_dir, console) as (target, backend):
+        (run_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "scenario": {"name": scenario.name, "file": str(scenario.source)},
+                    "target": mask_url(target),
+                    "backend": backend,
+                    "command": "harness run",
+                    "harness_version": __version__,
+                    "planned_duration_s": plan.duration,
+                },
+                indent=2,
+            )
+        )
+        cmd = locust_command(opts, scenario.source, target, run_dir, slas)
+        (run_dir / "locust").mkdir(exist_ok=True)
+        if console is not None:
+            console.print(
+                f"run {run_dir}: {scenario.name} x{ts:g} time x{us:g} users "
+                f"(~{plan.duration:.0f} s) against {mask_url(target)}"
+            )
+        with (run_dir / "locust" / "locust.log").open("wb") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            interrupted = _watch(proc, run_dir, plan.duration, console)
+    verdict_path = run_dir / "verdict.json"
+    if not verdict_path.exists():
+        tail = (run_dir / "locust" / "locust.log").read_text(errors="replace").strip()
+        last = " | ".join(tail.splitlines()[-3:])
+        raise RunFailedError(
+            f"Locust exited with code {proc.returncode} before a verdict "
+            f"({last}); full log: {run_dir / 'locust' / 'locust.log'}"
+        )
+    verdict = json.loads(verdict_path.read_text())
+    if interrupted:
+        verdict["partial"] = True
+    code = (
+        EXIT_PARTIAL if verdict.get("partial") else 0 if verdict.get("passed") else EXIT_SLA_FAILED
+    )
+    return RunResult(run_dir=run_dir, verdict=verdict, exit_code=code)

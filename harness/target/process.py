@@ -1,0 +1,82 @@
+"""The reference API as a child process, for commands that need a target of their own."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from harness.errors import ServiceError
+from harness.target.server import free_port
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+@contextmanager
+def reference_api(
+    db: str,
+    *,
+    redis_url: str | None,
+    log: Path,
+    pool_size: int | None = None,
+    workers: int = 1,
+) -> Iterator[str]:
+    """Start ``harness serve`` on a free loopback port; yield its URL; stop it on exit.
+
+    A child process rather than a thread: load generators monkey-patch with gevent, and the
+    API must not share that process or its GIL with them.
+    """
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "serve",
+        "--db",
+        db,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    cmd += ["--redis", redis_url] if redis_url else ["--no-redis"]
+    if pool_size is not None:
+        cmd += ["--pool-size", str(pool_size)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                raise ServiceError(
+                    f"reference API exited with code {proc.returncode}: " + " | ".join(tail)
+                )
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"reference API did not answer on {url} within "
+                    f"{STARTUP_TIMEOUT_S:.0f} s; see {log}"
+                )
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,101 @@
+"""Seeding PostgreSQL with a reference dataset, for the reference API's PostgreSQL backend.
+
+It creates the API's expected schema from :mod:`harness.target.tables` and copies the
+dataset's rows with psycopg's COPY. It knows only the reference schema and trusts its rows
+(the dataset generator wrote them): no casts to plan, no rejects. Migrating an application's
+own SQLite database is ``harness migrate``'s job, which checks and proves every row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import create_engine
+
+from harness.schema import TABLES
+from harness.target.tables import metadata
+from harness.urls import plain_postgres_url, with_driver
+
+
+def load_into_postgres(sqlite_file: Path, pg_url: str) -> dict[str, int]:
+    """Create the reference schema on ``pg_url`` and copy every row; return counts."""
+    engine = create_engine(with_driver(pg_url, "psycopg"))
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    counts: dict[str, int] = {}
+    src = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)
+    try:
+        with psycopg.connect(plain_postgres_url(pg_url)) as dst:
+            for table in TABLES:
+                cur = src.execute(f'SELECT * FROM "{table}"')  # noqa: S608 (our own table names)
+                columns = [d[0] for d in cur.description]
+                stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+                )
+                n = 0
+                with dst.cursor().copy(stmt) as copy:
+                    for row in cur:
+                        copy.write_row(row)
+                        n += 1
+                counts[table] = n
+            for model in metadata.sorted_tables:
+                if "id" in model.c and model.c.id.primary_key and model.c.id.identity is not None:
+                    dst.execute(
+                        sql.SQL(
+                            "SELECT setval(pg_get_serial_sequence({t}, 'id'), "
+                            "coalesce(max(id), 0) + 1, false) FROM {i}"
+                        ).format(t=sql.Literal(model.name), i=sql.Identifier(model.name))
+                    )
+            dst.commit()
+            dst.autocommit = True
+            dst.execute("ANALYZE")
+    finally:
+        src.close()
+    return counts
+
+
+REFERENCE_DATABASE = "harness_reference"
+
+
+def _dataset_facts_sqlite(path: Path) -> dict[str, str]:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return dict(conn.execute("SELECT key, value FROM dataset_info").fetchall())
+
+
+def ensure_seeded(dataset: Path, server_url: str, database: str = REFERENCE_DATABASE) -> str:
+    """A database on ``server_url`` holding ``dataset``'s rows; seeded only when it differs.
+
+    The dataset's ``dataset_info`` (seed, size, anchor) identifies it: a database already
+    holding the same facts is reused, one holding other facts is dropped and seeded again.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    want = _dataset_facts_sqlite(dataset)
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+    admin = plain_postgres_url(server_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+    if exists:
+        try:
+            with psycopg.connect(plain_postgres_url(url)) as conn:
+                have: dict[str, str] = dict(
+                    conn.execute("SELECT key, value FROM dataset_info").fetchall()
+                )
+            if have == want:
+                return url
+        except psycopg.Error:
+            pass
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    load_into_postgres(dataset, url)
+    return url
