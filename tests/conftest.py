@@ -22,8 +22,8 @@ from psycopg import sql
 
 from harness.dataset import DatasetSpec, write_dataset
 from harness.services import EmbeddedPostgres, EmbeddedRedis, check_postgres, check_redis
-from harness.urls import plain_postgres_url
 from harness.target.seed import load_into_postgres
+from harness.urls import plain_postgres_url
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SERVICES = REPO / ".harness" / "test-services"
