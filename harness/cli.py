@@ -242,9 +242,10 @@ def run(
     backend: Annotated[
         str, typer.Option(help="Reference API backend when no --target: sqlite or postgres.")
     ] = "sqlite",
-    locustfile: Annotated[Path, typer.Option(help="Locustfile with the user classes.")] = Path(
-        "locustfiles/api.py"
-    ),
+    locustfile: Annotated[
+        Path | None,
+        typer.Option(help="Locustfile with the user classes (default: locustfiles/api.py)."),
+    ] = None,
     quick: Annotated[
         bool, typer.Option(help="10x shorter with a fifth of the users: a run in ~1 minute.")
     ] = False,
@@ -275,7 +276,7 @@ def run(
 
     Example: harness run steady --quick
     """
-    from harness.run import RunOptions
+    from harness.run import API_LOCUSTFILE, RunOptions
     from harness.run import run as run_scenario
     from harness.verdict import print_verdict
 
@@ -283,7 +284,7 @@ def run(
         scenario=scenario,
         target=target,
         backend=backend,
-        locustfile=locustfile,
+        locustfile=locustfile or API_LOCUSTFILE,
         time_scale=time_scale,
         users_scale=users_scale,
         quick=quick,

@@ -8,10 +8,10 @@ and the anchor date: the same seed and anchor give the same bytes.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import operator
 import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -515,46 +515,60 @@ def generate_rows(spec: DatasetSpec) -> Iterator[tuple[str, Rows]]:
         yield from gen.artifact_chunk(index, lo, hi)
 
 
-_DONE = object()
+# Batches that end a unit of work: the small tables, then each chunk of artifacts.
+_UNIT_ENDS = ("entities", "bookmarks")
+# How long the writer waits for the generator before checking that it is still alive.
+_POLL_S = 1.0
 
 
-def _in_background(items: Iterator[tuple[str, Rows]], depth: int) -> Iterator[tuple[str, Rows]]:
-    """Run ``items`` in a thread, ``depth`` batches ahead of the consumer.
+def _produce(spec: DatasetSpec, out: Any) -> None:
+    """Child process: generate every batch and send it to the writer, a unit at a time."""
+    try:
+        unit: list[tuple[str, Rows]] = []
+        for item in generate_rows(spec):
+            unit.append(item)
+            if item[0] in _UNIT_ENDS:
+                out.put(unit)
+                unit = []
+        if unit:
+            out.put(unit)
+        out.put(None)
+    except BaseException as exc:  # handed to the writer, which re-raises it
+        out.put(DatasetError(f"dataset generation failed: {type(exc).__name__}: {exc}"))
 
-    sqlite3 releases the GIL while it steps each row, so generating the next chunk overlaps
-    with writing this one; the bounded queue keeps memory flat.
+
+def _in_subprocess(spec: DatasetSpec, depth: int) -> Iterator[tuple[str, Rows]]:
+    """Generate in a child process, ``depth`` units ahead of the writer.
+
+    Generating rows and binding them in ``executemany`` both hold the GIL, so a thread cannot
+    overlap them; a process can. The bounded queue keeps memory flat.
     """
-    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            buffer.put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            buffer.put(exc)
-
-    worker = threading.Thread(target=produce, name="dataset-generator", daemon=True)
-    worker.start()
+    ctx = multiprocessing.get_context("spawn")
+    channel = ctx.Queue(maxsize=depth)
+    child = ctx.Process(
+        target=_produce, args=(spec, channel), name="dataset-generator", daemon=True
+    )
+    child.start()
     try:
         while True:
-            item = buffer.get()
-            if item is _DONE:
+            try:
+                unit = channel.get(timeout=_POLL_S)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise DatasetError(
+                        f"dataset generator process died (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if unit is None:
                 return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
+            if isinstance(unit, BaseException):
+                raise unit
+            yield from unit
     finally:
-        stop.set()
-        worker.join(timeout=5)
+        if child.is_alive():
+            child.terminate()
+        child.join(timeout=10)
+        channel.close()
 
 
 def create_schema(conn: sqlite3.Connection, *, indexes: bool) -> None:
@@ -629,8 +643,8 @@ def write_dataset(
     try:
         create_schema(conn, indexes=False)
         conn.execute("BEGIN")
-        # Two artifact chunks (six batches each) ahead is enough to keep the writer busy.
-        for table, batch in _in_background(generate_rows(spec), depth=12):
+        # Two chunks of artifacts ahead keep the writer busy without growing memory.
+        for table, batch in _in_subprocess(spec, depth=2):
             if batch:
                 conn.executemany(insert_sql(table, len(batch[0])), batch)
                 rows[table] += len(batch)

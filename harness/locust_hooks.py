@@ -16,6 +16,7 @@ Locust's events, so any locustfile gets, without subclassing anything:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -364,11 +365,27 @@ def _store(env: Environment, process: str, rows: list[Any]) -> None:
     st = state(env)
     if st is None or st.run_dir is None:
         return
+    if st.spans:
+        rows = _label_by_start(st.spans, rows)
     writer = st.writers.get(process)
     if writer is None:
         writer = st.writers[process] = SampleWriter(st.run_dir / "samples" / file_name(process))
     writer.write(rows)
     st.live.add(rows)
+
+
+def _label_by_start(spans: list[list[Any]], rows: list[Any]) -> list[Any]:
+    """Give each sample the stage in which it was *sent* (a request sent during the spike and
+    answered after it belongs to the spike). Workers stamp the stage they last heard of; the
+    master's stage spans are the timeline of record."""
+    starts = [s[1] for s in spans]
+    out = []
+    for r in rows:
+        i = bisect.bisect_right(starts, r[0]) - 1
+        if i >= 0 and r[8] != spans[i][0]:
+            r = (*r[:8], spans[i][0], *r[9:])
+        out.append(r)
+    return out
 
 
 def _on_worker_samples(env: Environment, msg: Any) -> None:

@@ -134,7 +134,6 @@ def _run_dir(runs_dir: Path, scenario: Scenario) -> Path:
 def _target(opts: RunOptions, run_dir: Path, console: Any) -> Iterator[tuple[str, str]]:
     """Yield (target URL, backend description); start the reference API when none is given."""
     if opts.target:
-        preflight_target(opts.target)
         yield opts.target, "given"
         return
     from harness.services import postgres_url, redis_url
@@ -247,6 +246,8 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
     if not slas and opts.locustfile.resolve() == API_LOCUSTFILE.resolve():
         slas = list(REFERENCE_API_SLAS)
     parse_slas([*slas, *scenario.slas])  # a typo fails here, before anything starts
+    if opts.target:
+        preflight_target(opts.target)  # before the run directory: a dead target leaves nothing
     run_dir = _run_dir(opts.runs_dir, scenario)
     with _target(opts, run_dir, console) as (target, backend):
         (run_dir / "run.json").write_text(

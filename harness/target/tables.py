@@ -28,11 +28,19 @@ from sqlalchemy import (
     false,
     func,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
+# SQLite stores timestamps as text in its own datetime() format, to the second. Binding
+# parameters in that same format makes text comparisons agree with PostgreSQL's at the edges
+# (SQLAlchemy's default adds ".000000", which sorts after a stored value of the same second).
+_SQLITE_SECONDS = sqlite.DATETIME(  # type: ignore[no-untyped-call]
+    storage_format="%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"
+)
+_TS = DateTime().with_variant(_SQLITE_SECONDS, "sqlite")
 _JSON = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -78,7 +86,7 @@ entities = Table(
     Column("name", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("description", Text),
-    Column("first_seen", DateTime),
+    Column("first_seen", _TS),
     CheckConstraint("kind IN ('person', 'organization', 'method', 'dataset', 'chemical', 'gene')"),
 )
 Index("ix_entities_lower_name", func.lower(entities.c.name))
@@ -93,9 +101,9 @@ artifacts = Table(
     Column("kind", Text, nullable=False, server_default="paper"),
     Column("url", Text),
     Column("language", Text, nullable=False, server_default="en"),
-    Column("published_at", DateTime, nullable=False),
-    Column("created_at", DateTime, nullable=False, server_default=func.now()),
-    Column("updated_at", DateTime),
+    Column("published_at", _TS, nullable=False),
+    Column("created_at", _TS, nullable=False, server_default=func.now()),
+    Column("updated_at", _TS),
     Column("is_retracted", Boolean, nullable=False, server_default=false()),
     Column("metadata", _JSON),
     Column("fingerprint", LargeBinary),
@@ -124,7 +132,7 @@ scores = Table(
     Column("discovery_score", Double, nullable=False),
     Column("novelty", Double, nullable=False),
     Column("impact", Double, nullable=False),
-    Column("computed_at", DateTime, nullable=False, server_default=func.now()),
+    Column("computed_at", _TS, nullable=False, server_default=func.now()),
     CheckConstraint("discovery_score >= 0 AND discovery_score <= 1"),
     CheckConstraint("novelty >= 0 AND novelty <= 1"),
     CheckConstraint("impact >= 0 AND impact <= 1"),
@@ -164,7 +172,7 @@ citations = Table(
     Column("citing_id", _ID, ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
     Column("cited_id", _ID, ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
     Column("context", Text),
-    Column("created_at", DateTime, nullable=False),
+    Column("created_at", _TS, nullable=False),
     CheckConstraint("citing_id <> cited_id"),
 )
 Index("ix_citations_cited", citations.c.cited_id, citations.c.citing_id)
@@ -176,6 +184,6 @@ bookmarks = Table(
     Column("artifact_id", _ID, ForeignKey("artifacts.id", ondelete="CASCADE"), nullable=False),
     Column("user_ref", Text, nullable=False),
     Column("note", Text),
-    Column("created_at", DateTime, nullable=False, server_default=func.now()),
+    Column("created_at", _TS, nullable=False, server_default=func.now()),
 )
 Index("ix_bookmarks_user", bookmarks.c.user_ref, bookmarks.c.created_at.desc())

@@ -130,3 +130,25 @@ def test_sqlite_file_is_never_created_by_the_api(tmp_path: Path) -> None:
     ):
         pass
     assert not missing.exists()
+
+
+def test_the_recent_window_edge_is_the_same_on_both_backends(api: httpx.Client) -> None:
+    # The window starts exactly at ANCHOR - 7 days: a row of that second is inside on both
+    # backends, a row one second earlier is outside.
+    inside = api.post(
+        "/artifacts",
+        json=_artifact(
+            published_at="2026-10-25T00:00:00", discovery_score=1.0, title="edge inside"
+        ),
+    )
+    outside = api.post(
+        "/artifacts",
+        json=_artifact(
+            published_at="2026-10-24T23:59:59", discovery_score=1.0, title="edge outside"
+        ),
+    )
+    assert inside.status_code == outside.status_code == 201
+    top = api.get("/discoveries", params={"since_days": 7, "limit": 3}).json()
+    titles = [row["title"] for row in top]
+    assert "edge inside" in titles
+    assert "edge outside" not in titles
