@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from harness.dataset import DatasetSpec, write_dataset  # noqa: E402
 from harness.services import postgres_url  # noqa: E402
+from harness.target.seed import load_into_postgres  # noqa: E402
 from harness.target.server import free_port, running_api  # noqa: E402
 from harness.target.settings import ApiSettings  # noqa: E402
 from harness.urls import plain_postgres_url  # noqa: E402
-from harness.target.seed import load_into_postgres  # noqa: E402
 
 SLA_MS = {"health_mean": 10.0, "single_insert": 50.0, "batch_100": 500.0}
 
