@@ -206,7 +206,7 @@ def prepare_postgres(server_url: str, facts: DatasetFacts, reuse: bool) -> tuple
         name = sql.Identifier(PG_DATABASE)
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    console.print(f"PostgreSQL: loading {facts.path.name} into {PG_DATABASE} (harness.target.seed)...")
+    console.print(f"PostgreSQL: seeding {PG_DATABASE} from {facts.path.name}...")
     started = time.perf_counter()
     counts = load_into_postgres(facts.path, db_url)
     return db_url, time.perf_counter() - started, sum(counts.values())
