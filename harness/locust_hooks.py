@@ -39,7 +39,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness import __version__
-from harness.recorder import SampleWriter, file_name, read_samples
+from harness.recorder import SampleWriter, file_name, read_samples, to_batch
 from harness.scenario import Scenario
 from harness.sla import (
     EXIT_PARTIAL,
@@ -220,6 +220,9 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
         role, pid = "local", "local"
     st = _State(role=role, process_id=pid, record=not getattr(options, "no_record", False))
     environment.harness_state = st  # type: ignore[attr-defined]
+    # pyarrow initialises its conversions on first use (~0.3 s, holding the gevent hub): pay
+    # that now, before any user runs, not in the first flush during the run.
+    to_batch([(0.0, None, "", "", 0.0, True, None, 0, "", 0, "", None)])
     if role != "worker":
         st.slas = parse_slas(getattr(options, "sla", None) or [])
         shape = environment.shape_class
@@ -685,6 +688,8 @@ def _finish(env: Environment, st: _State) -> None:
     from rich.console import Console
 
     print_verdict(verdict, Console(stderr=True, width=120))
+    if env.process_exit_code:
+        return  # a user or another plugin already said why this run failed; keep that
     if partial:
         env.process_exit_code = EXIT_PARTIAL
     elif not verdict["passed"] and (outcomes or st.broken_step or aborted):

@@ -209,6 +209,7 @@ def _progress_line(run_dir: Path, planned: float) -> str | None:
 def _watch(proc: subprocess.Popen[bytes], run_dir: Path, planned: float, console: Any) -> bool:
     """Show live progress until Locust exits; True when interrupted by Ctrl-C."""
     from rich.live import Live
+    from rich.markup import escape
 
     interrupted = False
     live = Live(console=console, refresh_per_second=2, transient=True) if console else None
@@ -226,6 +227,8 @@ def _watch(proc: subprocess.Popen[bytes], run_dir: Path, planned: float, console
                     proc.kill()
                 break
             line = _progress_line(run_dir, planned)
+            if line:
+                line = escape(line)
             if line and live is not None:
                 if console.is_terminal:
                     live.update(line)

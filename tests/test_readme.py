@@ -35,13 +35,39 @@ def test_readme_opens_with_install_main_job_and_tests() -> None:
     assert "\npytest\n" in ci
 
 
-def test_readme_main_job_serves_the_reference_api(tmp_path: Path) -> None:
+def test_readme_main_job_runs_a_load_test_with_a_verdict(tmp_path: Path) -> None:
     main_job = _quick_start()[1].split()
+    assert main_job[:3] == ["harness", "run", "steady"]
+    env = {
+        **os.environ,
+        "HARNESS_HOME": str(tmp_path / "home"),
+        "HARNESS_REDIS_URL": "",
+        "HARNESS_SLA": "",
+    }
+    harness = Path(sys.executable).parent / "harness"
+    # The README's command, shrunk further in time so the test stays short.
+    done = subprocess.run(
+        [str(harness), *main_job[1:], "--time-scale", "0.02", "--runs-dir", str(tmp_path / "runs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "verdict: PASS" in done.stdout
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    assert run_dir.name.endswith("-steady")
+    assert (run_dir / "verdict.json").exists() and (run_dir / "samples").is_dir()
+    EmbeddedRedis(tmp_path / "home").stop()
+
+
+def test_harness_serve_with_no_options_serves_the_reference_api(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "HARNESS_HOME": str(tmp_path), "HARNESS_REDIS_URL": ""}
     harness = Path(sys.executable).parent / "harness"
     proc = subprocess.Popen(
-        [str(harness), *main_job[1:], "--port", str(port)],
+        [str(harness), "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
