@@ -1,0 +1,1 @@
+"""Analysis of runs: load, exact statistics, reports, comparisons and scaling fits."""
