@@ -36,7 +36,13 @@ import numpy as np
 from locust import __version__ as locust_version
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_INIT,
+    STATE_MISSING,
+    STATE_STOPPED,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from harness import __version__
 from harness.recorder import SampleWriter, file_name, read_samples, to_batch
@@ -196,6 +202,9 @@ class _State:
     stop_reason: str | None = None
     broken_step: str | None = None
     workers_seen: set[str] = field(default_factory=set)
+    final_from: set[str] = field(default_factory=set)
+    sent_final: bool = False
+    closed: bool = False
     greenlets: list[Any] = field(default_factory=list)
     finished: bool = False
 
@@ -352,14 +361,19 @@ def _on_request(env: Environment, **kw: Any) -> None:
         _flush(env)
 
 
-def _flush(env: Environment) -> None:
+def _flush(env: Environment, *, final: bool = False) -> None:
+    """Write (or, on a worker, send) the buffered samples. A worker's ``final`` batch tells
+    the master it has nothing more, so the master knows when it may close its files."""
     st = state(env)
-    if st is None or not st.buffer:
+    if st is None or (not st.buffer and not final):
         return
     rows, st.buffer = st.buffer, []
     if st.role == "worker":
-        if env.runner is not None:
-            env.runner.send_message(MSG_SAMPLES, {"worker": st.process_id, "rows": rows})
+        if env.runner is not None and not (final and st.sent_final):
+            env.runner.send_message(
+                MSG_SAMPLES, {"worker": st.process_id, "rows": rows, "final": final}
+            )
+            st.sent_final = st.sent_final or final
         return
     _store(env, st.process_id, rows)
 
@@ -394,9 +408,13 @@ def _label_by_start(spans: list[list[Any]], rows: list[Any]) -> list[Any]:
 def _on_worker_samples(env: Environment, msg: Any) -> None:
     data = msg.data
     st = state(env)
-    if st is not None:
-        st.workers_seen.add(data["worker"])
-    _store(env, data["worker"], [tuple(r) for r in data["rows"]])
+    if st is None or st.closed:
+        return
+    st.workers_seen.add(data["worker"])
+    if data.get("final"):
+        st.final_from.add(data["worker"])
+    if data["rows"]:
+        _store(env, data["worker"], [tuple(r) for r in data["rows"]])
 
 
 def _on_master_state(env: Environment, msg: Any) -> None:
@@ -601,7 +619,34 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
-    _flush(environment)
+    st = state(environment)
+    _flush(environment, final=st is not None and st.role == "worker")
+
+
+# How long the master waits, at the end, for every live worker's final batch.
+FINAL_BATCH_TIMEOUT_S = 15.0
+
+
+def _collect_final_batches(env: Environment, st: _State) -> None:
+    """Stop the workers if they still run (Ctrl-C fires ``quitting`` first) and wait until
+    every live worker has sent its final batch, so no flushed sample is left behind."""
+    runner = env.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    if runner.state not in (STATE_STOPPED, STATE_INIT):
+        runner.stop()
+    deadline = time.monotonic() + FINAL_BATCH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        alive = {c.id for c in runner.clients.all if c.state != STATE_MISSING}
+        if alive <= st.final_from:
+            return
+        gevent.sleep(0.05)
+    missing = sorted({c.id for c in runner.clients.all if c.state != STATE_MISSING} - st.final_from)
+    print(
+        f"harness: no final batch from worker(s) {', '.join(missing)} within "
+        f"{FINAL_BATCH_TIMEOUT_S:.0f} s; their last second of samples may be missing",
+        file=sys.stderr,
+    )
 
 
 @events.quitting.add_listener
@@ -612,9 +657,12 @@ def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
     st.finished = True
     for g in st.greenlets:
         g.kill(block=False)
-    _flush(environment)
     if st.role == "worker":
+        _flush(environment, final=True)
         return
+    _flush(environment)
+    _collect_final_batches(environment, st)
+    st.closed = True
     for writer in st.writers.values():
         writer.close()
     _finish(environment, st)
@@ -630,6 +678,9 @@ def _finish(env: Environment, st: _State) -> None:
         st.spans[-1][2] = end
     options = env.parsed_options
     run_time = _run_time(options)
+    if not getattr(options, "headless", True):
+        # From the web UI a person decides when the run ends: pressing Stop completes it.
+        st.completed = True
     if not st.completed and run_time and st.started_at is not None:
         # A fixed -t run that lasted its time ended normally.
         st.completed = end - st.started_at >= run_time - 1.0

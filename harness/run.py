@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -187,7 +188,18 @@ def locust_command(
     for sla in slas:
         cmd += ["--sla", sla]
     if opts.processes:
-        cmd += ["--processes", str(opts.processes)]
+        # A free master port: another run on this machine may hold Locust's default 5557.
+        from harness.target.server import free_port
+
+        port = str(free_port())
+        cmd += [
+            "--processes",
+            str(opts.processes),
+            "--master-bind-port",
+            port,
+            "--master-port",
+            port,
+        ]
     if opts.abort_on_sla:
         cmd.append("--abort-on-sla")
     return cmd + opts.locust_args + opts.user_classes
@@ -206,6 +218,27 @@ def _progress_line(run_dir: Path, planned: float) -> str | None:
     )
 
 
+def default_sigint() -> None:
+    """In a child: take SIGINT's default back. A process started from a background job
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt, which is how
+    Locust stops in order (stop the users, flush, judge, quit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop_locust(proc: subprocess.Popen[bytes]) -> None:
+    """Stop Locust the way Ctrl-C does (SIGINT to its master); kill it if it hangs."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _watch(proc: subprocess.Popen[bytes], run_dir: Path, planned: float, console: Any) -> bool:
     """Show live progress until Locust exits; True when interrupted by Ctrl-C."""
     from rich.live import Live
@@ -220,11 +253,12 @@ def _watch(proc: subprocess.Popen[bytes], run_dir: Path, planned: float, console
                 time.sleep(0.5)
             except KeyboardInterrupt:
                 interrupted = True
-                proc.send_signal(signal.SIGINT)
+                # A second Ctrl-C while Locust finishes must not orphan it.
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
                 try:
-                    proc.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                    _stop_locust(proc)
+                finally:
+                    signal.signal(signal.SIGINT, previous)
                 break
             line = _progress_line(run_dir, planned)
             if line:
@@ -273,11 +307,22 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
                 f"run {run_dir}: {scenario.name} x{ts:g} time x{us:g} users "
                 f"(~{plan.duration:.0f} s) against {mask_url(target)}"
             )
+        # A process started in the background inherits SIGINT ignored; Ctrl-C must still work.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         with (run_dir / "locust" / "locust.log").open("wb") as log:
+            # Own session: a terminal's Ctrl-C reaches harness run, which stops Locust in order.
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=default_sigint,  # before any thread starts in this process
             )
-            interrupted = _watch(proc, run_dir, plan.duration, console)
+            try:
+                interrupted = _watch(proc, run_dir, plan.duration, console)
+            finally:
+                _stop_locust(proc)
+                signal.signal(signal.SIGINT, previous)
     verdict_path = run_dir / "verdict.json"
     if not verdict_path.exists():
         tail = (run_dir / "locust" / "locust.log").read_text(errors="replace").strip()
@@ -285,6 +330,13 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
         raise RunFailedError(
             f"Locust exited with code {proc.returncode} before a verdict "
             f"({last}); full log: {run_dir / 'locust' / 'locust.log'}"
+        )
+    if proc.returncode not in (0, EXIT_SLA_FAILED, EXIT_PARTIAL):
+        tail = (run_dir / "locust" / "locust.log").read_text(errors="replace").strip()
+        last = " | ".join(tail.splitlines()[-3:])
+        raise RunFailedError(
+            f"Locust exited with code {proc.returncode} ({last}); full log: "
+            f"{run_dir / 'locust' / 'locust.log'}"
         )
     verdict = json.loads(verdict_path.read_text())
     if interrupted:

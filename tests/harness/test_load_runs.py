@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.recorder import read_samples
+from harness.run import default_sigint
 from harness.sla import EXIT_SLA_FAILED
 from harness.target.server import running_api
 from harness.target.settings import ApiSettings
@@ -100,6 +101,14 @@ def _served(base: str) -> dict[str, float]:
     return served
 
 
+def _processes(n: int) -> list[str]:
+    """``--processes n`` on a free master port (Locust's default 5557 may be in use)."""
+    from harness.target.server import free_port
+
+    port = str(free_port())
+    return ["--processes", str(n), "--master-bind-port", port, "--master-port", port]
+
+
 def _wait_for(check: Callable[[], T | None], timeout: float = 60.0) -> T:
     """Poll until ``check`` returns something truthy (machines under load are slow to start)."""
     deadline = time.monotonic() + timeout
@@ -170,10 +179,13 @@ def test_two_processes_write_samples_from_both_into_the_masters_run(
     api: str, tiny_scenario: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    done = _locust(tiny_scenario, api, run_dir, "--processes", "2")
+    done = _locust(tiny_scenario, api, run_dir, *_processes(2))
     assert done.returncode == 0, done.stderr[-2000:]
     result = read_samples(run_dir)
     assert len(result.files) == 2
+    served = _served(api)
+    api_requests = sum(v for r, v in served.items() if r not in {"/meta", "/metrics/prometheus"})
+    assert api_requests - 6 <= result.table.num_rows <= api_requests
     per_worker = result.table.group_by("worker").aggregate([("latency_ms", "count")])
     assert per_worker.num_rows == 2
     assert min(per_worker.column("latency_ms_count").to_pylist()) > 20
@@ -242,3 +254,46 @@ def test_a_local_run_killed_hard_leaves_a_readable_file(
     result = read_samples(run_dir)
     assert result.table.num_rows > 20  # every batch flushed before the kill is there
     assert not (run_dir / "verdict.json").exists()
+
+
+def test_ctrl_c_with_two_processes_keeps_every_sample(
+    api: str, tiny_scenario: Path, tmp_path: Path
+) -> None:
+    slow = tiny_scenario.parent / "slow_tiny.py"
+    slow.write_text(TINY.replace("2.5", "30"))
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        f"{API_LOCUSTFILE},{slow}",
+        "--headless",
+        "--host",
+        api,
+        "--run-dir",
+        str(run_dir),
+        "--only-summary",
+        "--processes",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+    _wait_for(lambda: _workers_with_samples(proc.pid, run_dir))
+    # What Ctrl-C sends (with SIGINT handling restored in the child: see default_sigint).
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    assert "already closed" not in err and "Traceback" not in err, err[-3000:]
+    table = read_samples(run_dir).table
+    served = _served(api)
+    api_requests = sum(v for r, v in served.items() if r not in {"/meta", "/metrics/prometheus"})
+    # Requests cut off by the stop are served but never answered to a user: at most one each.
+    assert api_requests - 6 <= table.num_rows <= api_requests
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    assert verdict["partial"] is True and verdict["samples"] == table.num_rows

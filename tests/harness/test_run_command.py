@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
+from harness.run import default_sigint
 from harness.sla import EXIT_PARTIAL, EXIT_SLA_FAILED
 from harness.target.server import running_api
 from harness.target.settings import ApiSettings
@@ -287,6 +288,7 @@ def test_locusts_web_ui_still_works_with_the_harness_loaded(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -304,8 +306,14 @@ def test_locusts_web_ui_still_works_with_the_harness_loaded(
         time.sleep(2.5)
         stats = httpx.get(f"{base}/stats/requests").json()
         assert stats["total_rps"] > 0 or any(s["num_requests"] for s in stats["stats"])
-        httpx.get(f"{base}/stop")
+        assert httpx.post(f"{base}/stop").status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
-    assert (tmp_path / "run" / "verdict.json").exists()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0
+    verdict = json.loads((tmp_path / "run" / "verdict.json").read_text())
+    assert verdict["partial"] is False  # pressing Stop in the UI ends a run normally
