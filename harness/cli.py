@@ -191,7 +191,10 @@ def _parse_anchor(value: str | None) -> datetime:
 def serve(
     db: Annotated[
         str | None,
-        typer.Option(help="SQLite file or postgresql:// URL (default: a generated dataset)."),
+        typer.Option(
+            envvar="HARNESS_API_DB",
+            help="SQLite file or postgresql:// URL (default: a generated dataset).",
+        ),
     ] = None,
     redis: RedisOption = None,
     no_redis: Annotated[bool, typer.Option("--no-redis", help="Cache in-process only.")] = False,

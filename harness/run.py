@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,29 +133,79 @@ def _run_dir(runs_dir: Path, scenario: Scenario) -> Path:
 
 
 @contextlib.contextmanager
+def _embedded_services(opts: RunOptions, need_pg: bool) -> Iterator[tuple[str | None, str]]:
+    """Redis (and PostgreSQL when needed) for the reference API; the embedded ones this run
+    started are stopped after it, the ones already running or given by URL are left alone."""
+    from harness import config, services
+
+    home = config.home()
+    started: list[Any] = []
+    for wanted, name, given, cls in (
+        (True, "redis_url", opts.redis, services.EmbeddedRedis),
+        (need_pg, "pg_url", opts.pg, services.EmbeddedPostgres),
+    ):
+        if wanted and not config.setting(name, given):
+            server = cls(home)
+            if server.status() is None:
+                started.append(server)
+    try:
+        redis = services.redis_url(opts.redis)
+        pg = services.postgres_url(opts.pg) if need_pg else None
+        yield pg, redis
+    finally:
+        for server in started:
+            server.stop()
+
+
+@contextlib.contextmanager
 def _target(opts: RunOptions, run_dir: Path, console: Any) -> Iterator[tuple[str, str]]:
-    """Yield (target URL, backend description); start the reference API when none is given."""
+    """Yield (target URL, backend description); start the reference API when none is given.
+
+    The API serves a private copy of the dataset (a file copy, or a database cloned from a
+    seeded template), so the writes of one run never change what the next run reads.
+    """
     if opts.target:
         yield opts.target, "given"
         return
-    from harness.services import postgres_url, redis_url
     from harness.target.launch import default_dataset
     from harness.target.process import reference_api
+    from harness.target.seed import clone_database, drop_database, ensure_seeded
 
-    dataset = opts.dataset or default_dataset(console)
-    db = str(dataset)
-    if opts.backend == "postgres":
-        from harness.target.seed import ensure_seeded
-
-        if console is not None:
-            console.print("seeding the embedded PostgreSQL with the dataset (once per dataset)")
-        db = ensure_seeded(dataset, postgres_url(opts.pg))
-    elif opts.backend != "sqlite":
+    if opts.backend not in {"sqlite", "postgres"}:
         raise ConfigError(f"--backend must be sqlite or postgres, not {opts.backend!r}")
-    with reference_api(
-        db, redis_url=redis_url(opts.redis), log=run_dir / "api.log", pool_size=opts.pool_size
-    ) as url:
-        yield url, f"reference API on {opts.backend} ({mask_url(db)})"
+    dataset = opts.dataset or default_dataset(console)
+    if not dataset.is_file():
+        raise ConfigError(f"--dataset {dataset} does not exist; create it with harness dataset")
+    with _embedded_services(opts, need_pg=opts.backend == "postgres") as (pg, redis):
+        clone: str | None = None
+        if opts.backend == "postgres":
+            assert pg is not None
+            if console is not None:
+                console.print("seeding PostgreSQL with the dataset (once per dataset)")
+            ensure_seeded(dataset, pg)
+            clone = f"harness_run_{run_dir.name.lower().replace('-', '_')}"[:63]
+            db = clone_database(pg, "harness_reference", clone)
+        else:
+            db = str(run_dir / "target.db")
+            shutil.copyfile(dataset, db)
+        try:
+            with reference_api(
+                db, redis_url=redis, log=run_dir / "api.log", pool_size=opts.pool_size
+            ) as url:
+                yield url, f"reference API on {opts.backend} ({mask_url(str(dataset))})"
+        finally:
+            if clone is not None and pg is not None:
+                drop_database(pg, clone)
+            else:
+                Path(db).unlink(missing_ok=True)
+
+
+def locust_env(target: str) -> dict[str, str]:
+    """The environment for Locust: a PostgreSQL target travels as ``HARNESS_PG_URL``."""
+    env = dict(os.environ)
+    if is_postgres(target):
+        env["HARNESS_PG_URL"] = target
+    return env
 
 
 def locust_command(
@@ -169,8 +220,9 @@ def locust_command(
         "-f",
         f"{opts.locustfile},{scenario_path}",
         "--headless",
-        "--host",
-        target,
+        # A database URL carries a password: it goes in the environment (locust_env), never
+        # on the command line, where ps and Locust's HTML report would show it.
+        *([] if is_postgres(target) else ["--host", target]),
         "--run-dir",
         str(run_dir),
         "--csv",
@@ -315,6 +367,7 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=locust_env(target),
                 start_new_session=True,
                 preexec_fn=default_sigint,  # before any thread starts in this process
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -13,14 +13,28 @@ from harness.errors import ConfigError
 MASK = "***"
 
 
+_SECRET_KEYS = {"password", "pass", "pwd", "passwd", "secret", "token", "sslpassword"}
+
+
+def _mask_query(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in _SECRET_KEYS for k, _ in pairs):
+        return query
+    return urlencode([(k, MASK if k.lower() in _SECRET_KEYS else v) for k, v in pairs], safe="*")
+
+
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``; safe to print or store."""
+    """Return ``url`` with any password (userinfo or ``?password=``) replaced by ``***``."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
+    masked_query = _mask_query(parts.query)
     if parts.password is None:
-        return url
+        if masked_query == parts.query:
+            return url  # untouched: urlunsplit would drop the empty host of sqlite:///x.db
+        return urlunsplit(parts._replace(query=masked_query))
+    parts = parts._replace(query=masked_query)
     user = parts.username or ""
     host = parts.hostname or ""
     if parts.port is not None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from harness.errors import DatabaseError, DatasetError
 from harness.target.settings import ApiSettings
-from harness.urls import is_postgres, mask_url, sqlite_path, with_driver
+from harness.urls import is_postgres, mask_url, plain_postgres_url, sqlite_path, with_driver
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # A write waits this long for SQLite's single writer lock before failing (milliseconds).
@@ -72,7 +72,7 @@ def check_postgres_schema(url: str) -> None:
 
     check_postgres(url)
     try:
-        with psycopg.connect(url, connect_timeout=5) as conn:
+        with psycopg.connect(plain_postgres_url(url), connect_timeout=5) as conn:
             found = conn.execute("SELECT to_regclass('artifacts') IS NOT NULL").fetchone()
     except psycopg.Error as exc:
         raise DatabaseError(f"PostgreSQL at {mask_url(url)}: {type(exc).__name__}") from None

@@ -17,12 +17,18 @@ def default_dataset(console: Any = None) -> Path:
     """The dataset ``harness serve`` uses when given no ``--db``, generated on first use."""
     from harness.dataset import DatasetSpec, write_with_progress
 
-    path = config.home() / "datasets" / f"reference-{DEFAULT_ARTIFACTS}.db"
+    spec = DatasetSpec(artifacts=DEFAULT_ARTIFACTS)
+    # One per day: the data's "now" (its anchor) must match the API's clock, or the
+    # "last 7 days" endpoints would find nothing a week later.
+    folder = config.home() / "datasets"
+    path = folder / f"reference-{DEFAULT_ARTIFACTS}-{spec.anchor:%Y%m%d}.db"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f"reference-{DEFAULT_ARTIFACTS}-*.db"):
+            stale.unlink(missing_ok=True)
         if console is not None:
-            console.print(f"no --db given: generating the reference dataset at {path}")
-        write_with_progress(path, DatasetSpec(artifacts=DEFAULT_ARTIFACTS), console=console)
+            console.print(f"generating the reference dataset at {path}")
+        write_with_progress(path, spec, console=console)
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -33,25 +34,21 @@ def reference_api(
     API must not share that process or its GIL with them.
     """
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "harness",
-        "serve",
-        "--db",
-        db,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    cmd += ["--redis", redis_url] if redis_url else ["--no-redis"]
+    # URLs travel in the environment: on the command line, ``ps`` would show their passwords.
+    env = {**os.environ, "HARNESS_API_DB": db}
+    cmd = [sys.executable, "-m", "harness", "serve", "--port", str(port), "--workers", str(workers)]
+    if redis_url:
+        env["HARNESS_REDIS_URL"] = redis_url
+    else:
+        cmd.append("--no-redis")
     if pool_size is not None:
         cmd += ["--pool-size", str(pool_size)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         # Own session: a terminal's Ctrl-C must not kill the target while Locust still runs.
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

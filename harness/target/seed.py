@@ -8,8 +8,10 @@ own SQLite database is ``harness migrate``'s job, which checks and proves every 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -36,7 +38,7 @@ def load_into_postgres(sqlite_file: Path, pg_url: str) -> dict[str, int]:
     finally:
         engine.dispose()
     counts: dict[str, int] = {}
-    src = sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)
+    src = sqlite3.connect(f"file:{quote(str(sqlite_file))}?mode=ro", uri=True)
     try:
         with psycopg.connect(plain_postgres_url(pg_url)) as dst:
             for table in TABLES:
@@ -82,10 +84,11 @@ def _finish_schema(pg_url: str) -> None:
 
 
 REFERENCE_DATABASE = "harness_reference"
+SEED_MARK = "harness seeded from "
 
 
 def _dataset_facts_sqlite(path: Path) -> dict[str, str]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+    with sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True) as conn:
         return dict(conn.execute("SELECT key, value FROM dataset_info").fetchall())
 
 
@@ -97,27 +100,47 @@ def ensure_seeded(dataset: Path, server_url: str, database: str = REFERENCE_DATA
     """
     from urllib.parse import urlsplit, urlunsplit
 
-    want = _dataset_facts_sqlite(dataset)
+    want = SEED_MARK + json.dumps(_dataset_facts_sqlite(dataset), sort_keys=True)
     url = urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
     admin = plain_postgres_url(server_url)
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        # The mark is written last, so a seed interrupted half-way is never reused.
+        found = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (database,),
         ).fetchone()
-    if exists:
-        try:
-            with psycopg.connect(plain_postgres_url(url)) as conn:
-                have: dict[str, str] = dict(
-                    conn.execute("SELECT key, value FROM dataset_info").fetchall()
-                )
-            if have == want:
-                return url
-        except psycopg.Error:
-            pass
-    with psycopg.connect(admin, autocommit=True) as conn:
+        if found is not None and found[0] == want:
+            return url
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     load_into_postgres(dataset, url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(database), sql.Literal(want)
+            )
+        )
     return url
+
+
+def clone_database(server_url: str, template: str, name: str) -> str:
+    """A new database ``name`` copied from ``template`` (which must have no connections)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    with psycopg.connect(plain_postgres_url(server_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop ``name`` if it exists, closing any connection left to it."""
+    with psycopg.connect(plain_postgres_url(server_url), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -85,6 +86,7 @@ def test_without_a_target_it_starts_the_reference_api_and_stops_it(
     dataset = tmp_path / "d.db"
     shutil.copyfile(reference_db, dataset)
     env["HARNESS_REDIS_URL"] = redis_url
+    before = hashlib.sha256(dataset.read_bytes()).hexdigest()
     done = _run(
         [
             str(tiny),
@@ -100,6 +102,8 @@ def test_without_a_target_it_starts_the_reference_api_and_stops_it(
     )
     # Which SLAs apply is the point here; a busy CI machine may miss the health mean.
     assert done.returncode in (0, EXIT_SLA_FAILED), done.stdout[-3000:] + done.stderr[-2000:]
+    # ApiUser writes; the run served a private copy, so the dataset is as it was.
+    assert hashlib.sha256(dataset.read_bytes()).hexdigest() == before
     run_dir = _only_run(tmp_path / "runs")
     run = json.loads((run_dir / "run.json").read_text())
     assert run["backend"].startswith("reference API on sqlite")
@@ -253,7 +257,7 @@ def test_the_postgres_backend_serves_the_same_dataset_from_postgresql(
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     run = json.loads((_only_run(tmp_path / "runs") / "run.json").read_text())
-    assert run["backend"].startswith("reference API on postgres (postgresql://postgres:***@")
+    assert run["backend"] == f"reference API on postgres ({dataset})"
     password = pg_url.split(":")[2].split("@")[0]
     for name in ("run.json", "verdict.json", "api.log"):
         assert password not in (_only_run(tmp_path / "runs") / name).read_text()
@@ -317,3 +321,33 @@ def test_locusts_web_ui_still_works_with_the_harness_loaded(
     assert proc.returncode == 0
     verdict = json.loads((tmp_path / "run" / "verdict.json").read_text())
     assert verdict["partial"] is False  # pressing Stop in the UI ends a run normally
+
+
+def test_a_database_target_never_shows_its_password(
+    tiny: Path, env: dict[str, str], tmp_path: Path, reference_pg: str
+) -> None:
+    done = _run(
+        [
+            str(tiny),
+            "--locustfile",
+            str(Path.cwd() / "locustfiles" / "database.py"),
+            "--target",
+            reference_pg,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--sla",
+            "errors<50%",
+            "PostgresUser",
+        ],
+        env,
+        Path.cwd(),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    password = reference_pg.split(":")[2].split("@")[0]
+    run_dir = _only_run(tmp_path / "runs")
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".arrows":
+            assert password not in path.read_text(errors="replace"), path
+    assert password not in done.stdout + done.stderr
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    assert verdict["samples"] > 20

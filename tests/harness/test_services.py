@@ -430,3 +430,22 @@ def test_pg_database_is_fresh_and_separate(pg_database: str, pg_url: str) -> Non
 
 def test_session_redis_answers(redis_url: str) -> None:
     check_redis(redis_url)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://app:s3cr3t@db:5432/app", "postgresql://app:***@db:5432/app"),
+        (
+            "postgresql://db/app?user=app&password=s3cr3t",
+            "postgresql://db/app?user=app&password=***",
+        ),
+        ("redis://:s3cr3t@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("sqlite:///data/app.db", "sqlite:///data/app.db"),
+    ],
+)
+def test_every_form_of_password_in_a_url_is_masked(url: str, masked: str) -> None:
+    from harness.urls import mask_url
+
+    assert mask_url(url) == masked
+    assert "s3cr3t" not in mask_url(url)
