@@ -45,17 +45,21 @@ from locust.runners import (
 )
 
 from harness import __version__
+from harness.errors import ConfigError
 from harness.recorder import SampleWriter, file_name, read_samples, to_batch
 from harness.scenario import Scenario
 from harness.sla import (
     EXIT_PARTIAL,
     EXIT_SLA_FAILED,
     PERCENTILES,
+    REFERENCE_API_SLAS,
     SampleView,
     Sla,
     evaluate,
     format_value,
     parse_slas,
+    scope_mask,
+    with_defaults,
 )
 from harness.verdict import print_verdict
 
@@ -113,6 +117,13 @@ def _add_options(parser: Any) -> None:
         default=1.0,
         env_var="HARNESS_USERS_SCALE",
         help="Multiply every stage's user count",
+    )
+    group.add_argument(
+        "--no-default-slas",
+        action="store_true",
+        default=False,
+        env_var="HARNESS_NO_DEFAULT_SLAS",
+        help="Do not add the reference API's SLAs when ApiUser runs",
     )
     group.add_argument(
         "--no-record",
@@ -233,12 +244,22 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     # that now, before any user runs, not in the first flush during the run.
     to_batch([(0.0, None, "", "", 0.0, True, None, 0, "", 0, "", None)])
     if role != "worker":
-        st.slas = parse_slas(getattr(options, "sla", None) or [])
         shape = environment.shape_class
+        given = list(getattr(options, "sla", None) or [])
         if shape is not None and hasattr(shape, "scenario"):
             scenario: Scenario = shape.scenario
-            st.slas = parse_slas([*scenario.slas, *(s.text for s in st.slas)])
+            given = [*scenario.slas, *given]
             st.stage = scenario.stages[0].name
+        try:
+            st.slas = parse_slas(given)
+        except ConfigError as exc:
+            # One line and exit 2, as the harness CLI does, instead of a traceback.
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
+        if _runs_reference_api_users(environment) and not getattr(
+            options, "no_default_slas", False
+        ):
+            st.slas = with_defaults(st.slas, REFERENCE_API_SLAS)
         st.run_dir = _run_dir(options, shape)
         st.run_dir.mkdir(parents=True, exist_ok=True)
         _update_run_json(st.run_dir, _static_facts(environment, st))
@@ -247,6 +268,13 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     if role == "worker" and runner is not None:
         runner.register_message(MSG_STATE, lambda msg, **_: _on_master_state(environment, msg))
     environment.events.request.add_listener(lambda **kw: _on_request(environment, **kw))
+
+
+def _runs_reference_api_users(env: Environment) -> bool:
+    """True when the run drives the reference API (its SLAs are then the defaults)."""
+    from harness.users.api import ApiUser
+
+    return any(issubclass(c, ApiUser) for c in env.user_classes or [])
 
 
 def _run_dir(options: Any, shape: Any) -> Path:
@@ -258,12 +286,18 @@ def _run_dir(options: Any, shape: Any) -> Path:
     return Path(RUNS_DIR) / f"{stamp}-{name}"
 
 
-def _git_commit() -> str | None:
+def _git_commit(where: Path | None = None) -> str | None:
+    """HEAD of the git checkout at ``where`` (default: the current folder), if any."""
     import subprocess
 
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=where,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -278,6 +312,7 @@ def _static_facts(env: Environment, st: _State) -> dict[str, Any]:
         "harness_version": __version__,
         "locust_version": locust_version,
         "git_commit": _git_commit(),
+        "harness_git_commit": _git_commit(Path(__file__).resolve().parent),
         "host": {
             "hostname": socket.gethostname(),
             "platform": platform.platform(),
@@ -531,12 +566,17 @@ def _broadcast(env: Environment) -> None:
 def _beyond_recovery(st: _State, planned_s: float | None, elapsed: float) -> str | None:
     """An SLA that cannot pass any more, however the rest of the run goes."""
     for sla in st.slas:
-        if sla.metric not in (*PERCENTILES, "errors", "max") or sla.per_endpoint:
+        # Only upper bounds (p95<500ms, errors<1%) can be broken for good by what already ran.
+        if (
+            sla.metric not in (*PERCENTILES, "errors", "max")
+            or sla.per_endpoint
+            or sla.op not in ("<", "<=")
+        ):
             continue
         stages = [sla.stage] if sla.stage else None
         view = st.live.view(stages)
         if sla.scope is not None:
-            mask = (view.endpoint == sla.scope) | (view.name == sla.scope)
+            mask = scope_mask(view, sla.scope)
             lat, ok = view.latency_ms[mask], view.ok[mask]
         else:
             lat, ok = view.latency_ms, view.ok

@@ -28,7 +28,7 @@ import httpx
 from harness import __version__
 from harness.errors import ConfigError, HarnessError
 from harness.scenario import Scenario, find_scenario, load_scenario
-from harness.sla import EXIT_PARTIAL, EXIT_SLA_FAILED, REFERENCE_API_SLAS, parse_slas
+from harness.sla import EXIT_PARTIAL, EXIT_SLA_FAILED, parse_slas
 from harness.urls import is_postgres, mask_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -331,9 +331,8 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
         raise ConfigError(f"locustfile {opts.locustfile} does not exist")
     ts, us = opts.scales()
     plan = scenario.scaled(ts, us)
+    # The reference API's own SLAs are added by the hooks whenever ApiUser runs.
     slas = list(opts.slas)
-    if not slas and opts.locustfile.resolve() == API_LOCUSTFILE.resolve():
-        slas = list(REFERENCE_API_SLAS)
     parse_slas([*slas, *scenario.slas])  # a typo fails here, before anything starts
     if opts.target:
         preflight_target(opts.target)  # before the run directory: a dead target leaves nothing

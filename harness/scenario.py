@@ -223,7 +223,10 @@ def _stage(
             raise ScenarioError(f"{label}: 'spawn_rate' must be a positive number, got {rate!r}")
         spawn_rate = float(rate)
     else:
-        ramp = parse_duration(raw["ramp"], f"{label} 'ramp'") if "ramp" in raw else DEFAULT_RAMP_S
+        if "ramp" in raw:
+            ramp = parse_duration(raw["ramp"], f"{label} 'ramp'")
+        else:
+            ramp = min(DEFAULT_RAMP_S, duration)
         if ramp > duration:
             raise ScenarioError(
                 f"{label}: 'ramp' ({ramp:g} s) is longer than the stage ({duration:g} s)"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from locust import LoadTestShape
 
 from harness import locust_hooks
-from harness.scenario import Scenario, build_scenario
+from harness.scenario import Scenario, ScenarioError, build_scenario
 
 
 class ScenarioShape(LoadTestShape):
@@ -29,14 +29,19 @@ class ScenarioShape(LoadTestShape):
         module = sys.modules[cls.__module__]
         source = Path(getattr(module, "__file__", None) or cls.__module__)
         namespace = vars(module)
-        cls.scenario = build_scenario(
-            name=source.stem,
-            source=source,
-            stages=namespace.get("STAGES"),
-            slas=namespace.get("SLAS"),
-            stress=namespace.get("STRESS"),
-            description=(module.__doc__ or "").strip(),
-        )
+        try:
+            cls.scenario = build_scenario(
+                name=source.stem,
+                source=source,
+                stages=namespace.get("STAGES"),
+                slas=namespace.get("SLAS"),
+                stress=namespace.get("STRESS"),
+                description=(module.__doc__ or "").strip(),
+            )
+        except ScenarioError as exc:
+            # Under plain `locust -f`, one line and exit 2 rather than an import traceback.
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(exc.exit_code) from None
 
     def tick(self) -> tuple[int, float] | None:
         assert self.runner is not None, "Locust sets the runner before it calls tick()"

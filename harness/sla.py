@@ -22,7 +22,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,8 @@ class Sla:
     threshold: float
     scope: str | None = None
     stage: str | None = None
+    # Defaults are optional: an endpoint the traffic never called is "not exercised", not failed.
+    optional: bool = False
 
     @property
     def per_endpoint(self) -> bool:
@@ -134,6 +136,13 @@ def parse_slas(texts: Iterable[str]) -> list[Sla]:
     return [parse_sla(t) for t in dict.fromkeys(t.strip() for t in texts if t.strip())]
 
 
+def with_defaults(slas: list[Sla], defaults: Iterable[str]) -> list[Sla]:
+    """``slas`` plus the optional ``defaults`` that are not already among them."""
+    have = {s.text for s in slas}
+    extra = [replace(parse_sla(t), optional=True) for t in defaults if t not in have]
+    return [*slas, *extra]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One SLA judged on one scope: the measured value and whether it held."""
@@ -177,6 +186,22 @@ class SampleView:
     latency_ms: FloatArray
     ok: npt.NDArray[np.bool_]
     start: FloatArray
+
+
+def _base(values: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    return np.array([str(v).split("?", 1)[0] for v in values], dtype=object)
+
+
+def scope_mask(samples: SampleView, scope: str) -> npt.NDArray[np.bool_]:
+    """Samples an SLA scope covers: "GET /discoveries" covers every request to that path
+    whatever its query string ("/discoveries?since_days=7"); "/x" covers any method."""
+    base = scope.split("?", 1)[0]
+    exact = (samples.endpoint == scope) | (samples.name == scope)
+    if base != scope:
+        return np.asarray(exact, dtype=bool)
+    return np.asarray(
+        exact | (_base(samples.endpoint) == base) | (_base(samples.name) == base), dtype=bool
+    )
 
 
 def metric_value(
@@ -234,13 +259,14 @@ def evaluate(
                 for e in sorted(set(samples.endpoint[in_stage].tolist()))
             ]
         else:
-            match = (samples.endpoint == sla.scope) | (samples.name == sla.scope)
-            scopes = [(sla.scope, in_stage & match)]
+            scopes = [(sla.scope, in_stage & scope_mask(samples, sla.scope))]
         for label, mask in scopes:
             value = metric_value(sla.metric, samples.latency_ms[mask], samples.ok[mask], seconds)
             count = int(mask.sum())
             passed = value is not None and sla.passes(value)
             note = "" if count else "no requests in scope"
+            if not count and sla.optional:
+                passed, note = True, "not exercised (default SLA)"
             outcomes.append(
                 Outcome(
                     sla.text,

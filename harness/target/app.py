@@ -256,10 +256,20 @@ def create_app(settings: ApiSettings) -> FastAPI:
         authorization: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         _require_admin(settings.admin_token, authorization)
-        dropped = await api.cache.invalidate(endpoint)
+        dropped, reached = await api.cache.invalidate(endpoint)
         if reset_stats:
             api.cache.reset_stats()
-        return {"dropped": dropped, "endpoint": endpoint or "all"}
+        body: dict[str, Any] = {
+            "dropped": dropped,
+            "endpoint": endpoint or "all",
+            "redis_invalidated": reached,
+        }
+        if not reached:
+            body["warning"] = (
+                "Redis is unreachable: only the in-process fallback was cleared; "
+                "Redis entries return with it until their TTL ends"
+            )
+        return body
 
     return metrics_middleware(app, api.metrics)  # type: ignore[return-value]
 

@@ -139,14 +139,18 @@ class ResponseCache:
                 self._redis_failed(exc)
         self._fallback[endpoint][key] = value
 
-    async def invalidate(self, endpoint: str | None = None) -> int:
-        """Drop cached entries (one endpoint's or all); return how many were dropped."""
+    async def invalidate(self, endpoint: str | None = None) -> tuple[int, bool]:
+        """Drop cached entries (one endpoint's or all): (how many, whether Redis was reached).
+
+        With Redis down only the fallback is cleared, and the caller must say so: Redis's
+        entries come back with it until their TTL ends."""
         names = [endpoint] if endpoint else list(self._fallback)
         dropped = 0
         for name in names:
             dropped += len(self._fallback[name])
             self._fallback[name].clear()
         client = self._use_redis()
+        reached = client is not None or self._redis is None
         if client is not None:
             try:
                 for name in names:
@@ -160,7 +164,8 @@ class ResponseCache:
                         dropped += await client.unlink(*batch)
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc)
-        return dropped
+                reached = False
+        return dropped, reached
 
     def snapshot(self) -> dict[str, Any]:
         """The ``/cache/stats`` body."""

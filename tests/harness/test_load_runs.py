@@ -297,3 +297,28 @@ def test_ctrl_c_with_two_processes_keeps_every_sample(
     assert api_requests - 6 <= table.num_rows <= api_requests
     verdict = json.loads((run_dir / "verdict.json").read_text())
     assert verdict["partial"] is True and verdict["samples"] == table.num_rows
+
+
+@pytest.mark.parametrize(
+    ("extra", "file_body", "says"),
+    [
+        (["--sla", "p95<fast"], None, "cannot read the value 'fast'"),
+        ([], TINY.replace('"users": 6', '"usres": 6'), "unknown key 'usres'"),
+    ],
+)
+def test_plain_locust_reports_bad_input_in_one_line(
+    api: str,
+    tiny_scenario: Path,
+    tmp_path: Path,
+    extra: list[str],
+    file_body: str | None,
+    says: str,
+) -> None:
+    scenario = tiny_scenario
+    if file_body is not None:
+        scenario = tmp_path / "typo.py"
+        scenario.write_text(file_body)
+    done = _locust(scenario, api, tmp_path / "run", *extra)
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr

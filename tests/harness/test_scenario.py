@@ -102,3 +102,9 @@ def test_typos_name_the_file_the_stage_and_the_fix(tmp_path: Path, body: str, sa
 def test_unknown_scenario_name_lists_the_known_ones() -> None:
     with pytest.raises(ScenarioError, match="known: endurance, spike, steady, stress"):
         find_scenario("spkie", SCENARIOS)
+
+
+def test_a_short_stage_without_ramp_is_fine(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'STAGES = [{"name": "a", "duration": 3, "users": 9}]')
+    [stage] = load_scenario(path).stages
+    assert stage.spawn_rate == 3.0  # reaches its users within its own 3 s

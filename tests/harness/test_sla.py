@@ -114,3 +114,32 @@ def test_scopes_stages_errors_and_rps() -> None:
     assert results[("/a:p50<8ms@spike", "/a")].measured == 5.0  # name matches any method
     missing = results[("p95<1s@nowhere", "all")]
     assert not missing.passed and "never ran" in missing.note
+
+
+def test_an_endpoint_scope_covers_its_query_string_variants() -> None:
+    view = _view(
+        latency=[10, 900, 20, 30],
+        ok=[True] * 4,
+        endpoint=[
+            "GET /discoveries",
+            "GET /discoveries?since_days=7",
+            "GET /health",
+            "GET /discoveries?min_score=[score]",
+        ],
+        stage=["run"] * 4,
+    )
+    [o] = evaluate([parse_sla("GET /discoveries:max<500ms")], view, {}, (0.0, 1.0))
+    assert o.count == 3 and not o.passed
+    [exact] = evaluate([parse_sla("GET /discoveries?since_days=7:max<500ms")], view, {}, (0, 1))
+    assert exact.count == 1
+
+
+def test_default_slas_do_not_fail_an_endpoint_nobody_called() -> None:
+    from harness.sla import REFERENCE_API_SLAS, with_defaults
+
+    view = _view([10.0], [True], ["GET /discoveries"], ["run"])
+    slas = with_defaults([parse_sla("GET /health:mean<10ms")], REFERENCE_API_SLAS)
+    assert [s.text for s in slas] == ["GET /health:mean<10ms", "*:p95<500ms"]
+    asked, default = evaluate(slas, view, {}, (0.0, 1.0))
+    assert not asked.passed  # asked for by the user: an endpoint never called fails
+    assert default.passed

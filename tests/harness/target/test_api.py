@@ -157,6 +157,7 @@ def test_cache_invalidation_needs_the_admin_token(api: httpx.Client) -> None:
     api.get("/entities/9")
     ok = api.post("/cache/invalidate", headers={"Authorization": f"Bearer {ADMIN}"})
     assert ok.status_code == 200 and ok.json()["dropped"] >= 1
+    assert ok.json()["redis_invalidated"] is True
     assert api.get("/entities/9").headers["x-cache"] == "miss"
 
 

@@ -40,7 +40,9 @@ def test_redis_killed_mid_test_falls_back_without_errors(
     monkeypatch.setattr(cache_module, "RETRY_AFTER_S", 0.2)
     info = private_redis.status()
     assert info is not None
-    settings = ApiSettings(db=str(reference_db), redis_url=info.url, now=ANCHOR)
+    settings = ApiSettings(
+        db=str(reference_db), redis_url=info.url, now=ANCHOR, admin_token="t0ken"
+    )
     with running_api(settings) as base, httpx.Client(base_url=base) as api:
         assert api.get("/entities/3").status_code == 200
         assert api.get("/cache/stats").json()["backend"] == "redis"
@@ -53,6 +55,9 @@ def test_redis_killed_mid_test_falls_back_without_errors(
         assert stats["redis_errors"] >= 1
         assert stats["backends"]["fallback"]["hits"] >= 2
         assert info.url.split("@")[0].split(":")[-1] not in (stats["last_error"] or "")
+        partial = api.post("/cache/invalidate", headers={"Authorization": "Bearer t0ken"})
+        assert partial.json()["redis_invalidated"] is False
+        assert "only the in-process fallback" in partial.json()["warning"]
 
         private_redis.start()
         time.sleep(0.3)
