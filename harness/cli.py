@@ -11,6 +11,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import __version__
@@ -305,6 +306,105 @@ def run(
     print_verdict(result.verdict, out)
     out.print(f"run directory: {result.run_dir}")
     raise typer.Exit(result.exit_code)
+
+
+# -- analysis ----------------------------------------------------------------------------------
+
+RunArgument = Annotated[
+    Path, typer.Argument(help="A run directory, or Locust --csv prefix / --json-file output.")
+]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Folder for the files written.")]
+
+
+@app.command()
+@reports_errors
+def report(
+    run: RunArgument,
+    out_dir: OutOption = None,
+    window: Annotated[
+        float | None,
+        typer.Option(help="Seconds per time window (default 10, shorter for short runs)."),
+    ] = None,
+) -> None:
+    """Write report.html, report.md and summary.json: exact percentiles per endpoint and stage.
+
+    Example: harness report runs/20261123T101500Z-spike
+    """
+    from harness.analysis.load import load_run
+    from harness.analysis.report import write_report
+
+    loaded = load_run(run)
+    for warning in loaded.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    for kind, path in write_report(loaded, out_dir, window).items():
+        out.print(f"{kind}: {path}")
+
+
+@app.command()
+@reports_errors
+def compare(
+    base: Annotated[Path, typer.Argument(help="The earlier (baseline) run.")],
+    new: Annotated[Path, typer.Argument(help="The later run, judged against the baseline.")],
+    tolerance: Annotated[
+        float, typer.Option(help="Relative change that counts (0.10 = 10%).")
+    ] = 0.10,
+    error_tolerance: Annotated[
+        float, typer.Option(help="Absolute change in error rate that counts.")
+    ] = 0.01,
+    confidence: Annotated[float, typer.Option(help="Confidence of the intervals.")] = 0.95,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    out_dir: OutOption = None,
+) -> None:
+    """Compare two runs per endpoint and stage, with confidence intervals; exit 12 on a regression.
+
+    Example: harness compare runs/20261120T090000Z-steady runs/20261123T090000Z-steady
+    """
+    from harness.analysis.compare import compare_runs, write_comparison
+    from harness.analysis.load import load_run
+
+    result = compare_runs(
+        load_run(base),
+        load_run(new),
+        tolerance=tolerance,
+        confidence=confidence,
+        resamples=resamples,
+        seed=seed,
+        error_tolerance=error_tolerance,
+    )
+    for warning in result.warnings:
+        err.print(f"[yellow]not comparable?[/] {escape(warning)}", highlight=False)
+    for line in result.regressions:
+        out.print(f"[red]regression:[/] {escape(line)}", highlight=False)
+    for line in result.improvements:
+        out.print(f"[green]improvement:[/] {escape(line)}", highlight=False)
+    for kind, path in write_comparison(result, out_dir or new).items():
+        out.print(f"{kind}: {path}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+@reports_errors
+def scale(
+    runs: Annotated[
+        list[Path], typer.Argument(help="A stress run, or several runs at different user counts.")
+    ],
+    sla: Annotated[str, typer.Option(help="The SLA that bounds the users.")] = "p95<500ms",
+    out_dir: OutOption = None,
+) -> None:
+    """Throughput and latency against users, a Universal Scalability Law fit, users under the SLA.
+
+    Example: harness scale runs/20261123T110000Z-stress --sla "p95<500ms"
+    """
+    from harness.analysis.load import load_run
+    from harness.analysis.scale import scale_report, write_scale
+
+    result = scale_report([load_run(r) for r in runs], sla)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    out.print(escape(result.summary))
+    for kind, path in write_scale(result, out_dir or runs[0]).items():
+        out.print(f"{kind}: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover
