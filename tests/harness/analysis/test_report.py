@@ -26,7 +26,7 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFra
     """One synthetic run, reported once for the tests that only read the outputs."""
     run_dir = tmp_path_factory.mktemp("runs") / "20250615T150640Z-synthetic"
     truth = make_run(run_dir)
-    write_report(load_run(run_dir))
+    write_report(load_run(run_dir), window_s=10.0)
     return run_dir, truth
 
 
@@ -289,3 +289,15 @@ def test_locust_json_import_uses_bucket_percentiles(tmp_path: Path) -> None:
     figures = re.findall(r"<figure>.*?</figure>", html, flags=re.S)
     assert len(figures) == 2
     assert all(APPROX in f for f in figures)
+
+
+def test_a_short_run_gets_windows_short_enough_to_draw_a_shape(tmp_path: Path) -> None:
+    from harness.analysis.report import MIN_WINDOWS, auto_window
+
+    run_dir = tmp_path / "20250615T150640Z-synthetic"
+    make_run(run_dir)
+    run = load_run(run_dir)
+    window = auto_window(run)
+    assert window < 10.0
+    assert (run.end - run.start) / window >= MIN_WINDOWS - 1
+    assert auto_window(run, preferred=0.5) == 0.5  # already fine: left alone
