@@ -66,10 +66,18 @@ from harness.analysis.stats import (
     Grouped,
     categorize,
     error_kinds,
-    exact_stats,
     summarize,
 )
-from harness.sla import LATENCY_METRICS, Outcome, Sla, SlaError, format_value, parse_slas
+from harness.sla import (
+    LATENCY_METRICS,
+    Outcome,
+    SampleView,
+    Sla,
+    SlaError,
+    evaluate,
+    format_value,
+    parse_slas,
+)
 
 SUMMARY_SCHEMA = "harness.summary/1"
 LATENCY_KEYS = ("mean", "min", *QUANTILES, "max")
@@ -234,79 +242,17 @@ def _metric(row: Mapping[str, Any], metric: str) -> float | None:
 
 
 def judge(slas: Sequence[Sla], a: Analysis, samples: pd.DataFrame) -> list[Outcome]:
-    """SLAs judged from the exact tables (as :func:`harness.sla.evaluate` would)."""
-    out: list[Outcome] = []
-    stage_names = {name for name, _, _ in a.spans}
-    for sla in slas:
-        stage_label = sla.stage or "whole run"
-        if sla.stage is not None and sla.stage not in stage_names:
-            out.append(
-                Outcome(
-                    sla.text,
-                    sla.scope or "all",
-                    sla.stage,
-                    sla.metric,
-                    None,
-                    sla.threshold,
-                    sla.op,
-                    False,
-                    0,
-                    f"stage {sla.stage!r} never ran",
-                )
-            )
-            continue
-        rows: list[tuple[str, Mapping[str, Any] | None]]
-        if sla.scope is None:
-            table = a.stages[a.stages["stage"] == sla.stage] if sla.stage else a.overall
-            rows = [("all", table.iloc[0].to_dict() if len(table) else None)]
-        else:
-            table = a.cells[a.cells["stage"] == sla.stage] if sla.stage else a.endpoints
-            by_endpoint = {str(r["endpoint"]): r for r in table.to_dict("records")}
-            if sla.per_endpoint:
-                rows = sorted(by_endpoint.items())
-            elif sla.scope in by_endpoint:
-                rows = [(sla.scope, by_endpoint[sla.scope])]
-            else:
-                rows = [(sla.scope, _name_scope(sla, a, samples))]
-        for label, row in rows:
-            count = int(row["count"]) if row is not None else 0
-            if row is None or count == 0:
-                value = 0.0 if sla.metric == "rps" else None
-            else:
-                value = _metric(row, sla.metric)
-            passed = value is not None and sla.passes(value)
-            out.append(
-                Outcome(
-                    sla.text,
-                    label,
-                    stage_label,
-                    sla.metric,
-                    value,
-                    sla.threshold,
-                    sla.op,
-                    passed,
-                    count,
-                    "" if count else "no requests in scope",
-                )
-            )
-    return out
-
-
-def _name_scope(sla: Sla, a: Analysis, samples: pd.DataFrame) -> dict[str, Any] | None:
-    """Figures for an SLA scoped by a request name of any method (``/entities/[id]``)."""
-    mask = samples["name"] == sla.scope
-    if sla.stage:
-        mask &= samples["stage"] == sla.stage
-    subset = samples.loc[mask.to_numpy(dtype=bool)]
-    if subset.empty:
-        return None
-    spans = {name: (s, e) for name, s, e in a.spans}
-    seconds = (spans[sla.stage][1] - spans[sla.stage][0]) if sla.stage else a.duration
-    stats = exact_stats(subset, [], seconds=seconds)
-    return dict(stats.iloc[0].to_dict())
-
-
-# -- approximate runs (plain Locust output) -----------------------------------------------------
+    """SLAs judged from the exact samples, by the same rules as the run's own verdict."""
+    view = SampleView(
+        endpoint=samples["endpoint"].astype(str).to_numpy(dtype=object),
+        name=samples["name"].astype(str).to_numpy(dtype=object),
+        stage=samples["stage"].astype(str).to_numpy(dtype=object),
+        latency_ms=samples["latency_ms"].to_numpy(dtype=np.float64),
+        ok=samples["ok"].to_numpy(dtype=bool),
+        start=samples["start_time"].to_numpy(dtype=np.float64),
+    )
+    spans = {name: (start, end) for name, start, end in a.spans}
+    return evaluate(slas, view, spans, (a.start, a.start + a.duration))
 
 
 def locust_percentile(buckets: Mapping[Any, int], percent: float) -> float | None:
