@@ -96,14 +96,14 @@ def _services_table(rows: list[tuple[str, str, str]]) -> Table:
 
 @services_app.command("start")
 @reports_errors
-def services_start(home: HomeOption = None) -> None:
+def services_start(home: HomeOption = None, pg: PgOption = None, redis: RedisOption = None) -> None:
     """Start (or reuse) embedded PostgreSQL and Redis and print their URLs.
 
     Example: harness services start
     """
     from harness.services import start_all
 
-    infos = start_all(home)
+    infos = start_all(home, pg=pg, redis=redis)
     out.print(
         _services_table(
             [(i.name, "running" if i.embedded else "configured", i.masked_url) for i in infos]
@@ -113,7 +113,9 @@ def services_start(home: HomeOption = None) -> None:
 
 @services_app.command("status")
 @reports_errors
-def services_status(home: HomeOption = None) -> None:
+def services_status(
+    home: HomeOption = None, pg: PgOption = None, redis: RedisOption = None
+) -> None:
     """Show whether the embedded servers are running.
 
     Example: harness services status
@@ -121,7 +123,7 @@ def services_status(home: HomeOption = None) -> None:
     from harness.services import status_all
 
     rows = []
-    for name, info in zip(("postgres", "redis"), status_all(home), strict=True):
+    for name, info in zip(("postgres", "redis"), status_all(home, pg=pg, redis=redis), strict=True):
         rows.append((name, "running", info.masked_url) if info else (name, "stopped", "-"))
     out.print(_services_table(rows))
 

@@ -938,16 +938,19 @@ def _servers(root: Path) -> list[tuple[str, EmbeddedPostgres | EmbeddedRedis]]:
     return [("pg_url", EmbeddedPostgres(root)), ("redis_url", EmbeddedRedis(root))]
 
 
-def start_all(root: Path | None = None) -> list[ServiceInfo]:
+def start_all(
+    root: Path | None = None, *, pg: str | None = None, redis: str | None = None
+) -> list[ServiceInfo]:
     """Start (or reuse) PostgreSQL and Redis, in that order.
 
-    A server configured through ``HARNESS_*_URL`` or ``harness.toml`` is not started: it is
-    checked (DatabaseError when unreachable) and reported with ``embedded=False``.
+    A server given (``pg``/``redis``, ``HARNESS_*_URL`` or ``harness.toml``) is not started:
+    it is checked (DatabaseError when unreachable) and reported with ``embedded=False``.
     """
     base = _root(root)
     infos: list[ServiceInfo] = []
+    given = {"pg_url": pg, "redis_url": redis}
     for key, server in _servers(base):
-        configured = config.setting(key)
+        configured = config.setting(key, given[key])
         if configured:
             if isinstance(server, EmbeddedPostgres):
                 check_postgres(configured)
@@ -959,15 +962,18 @@ def start_all(root: Path | None = None) -> list[ServiceInfo]:
     return infos
 
 
-def status_all(root: Path | None = None) -> list[ServiceInfo | None]:
+def status_all(
+    root: Path | None = None, *, pg: str | None = None, redis: str | None = None
+) -> list[ServiceInfo | None]:
     """PostgreSQL then Redis: each running server, or None.
 
-    A configured server counts as running when it answers.
+    A given or configured server counts as running when it answers.
     """
     base = _root(root)
     infos: list[ServiceInfo | None] = []
+    given = {"pg_url": pg, "redis_url": redis}
     for key, server in _servers(base):
-        configured = config.setting(key)
+        configured = config.setting(key, given[key])
         if configured:
             try:
                 if isinstance(server, EmbeddedPostgres):

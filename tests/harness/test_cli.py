@@ -116,3 +116,13 @@ def test_services_status_on_an_empty_home(tmp_path: Path) -> None:
     result = runner.invoke(app, ["services", "status", "--home", str(tmp_path)])
     assert result.exit_code == 0
     assert result.output.count("stopped") == 2
+
+
+def test_services_status_reports_a_given_server_with_its_password_masked(
+    tmp_path: Path, pg_url: str
+) -> None:
+    result = runner.invoke(app, ["services", "status", "--home", str(tmp_path), "--pg", pg_url])
+    assert result.exit_code == 0
+    password = pg_url.split(":")[2].split("@")[0]
+    assert password not in result.output
+    assert ":***@" in result.output

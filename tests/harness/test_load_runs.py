@@ -149,6 +149,10 @@ def test_every_request_served_is_one_sample_stamped_with_its_stage(
     run = json.loads((run_dir / "run.json").read_text())
     spans = {s["name"]: (s["start"], s["end"]) for s in run["stages"]}
     assert list(spans) == ["warm", "busy"]
+    # The recorded spans follow the scenario's plan (2.5 s each), within a tick or two.
+    for name, (lo, hi) in spans.items():
+        assert abs((hi - lo) - 2.5) < 1.2, (name, hi - lo)
+    assert spans["busy"][0] == pytest.approx(spans["warm"][1], abs=0.01)
     for start, stage in zip(
         table.column("start_time").to_pylist(), table.column("stage").to_pylist(), strict=True
     ):
