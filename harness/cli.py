@@ -34,8 +34,10 @@ services_app = typer.Typer(
 )
 app.add_typer(services_app, name="services")
 
-out = Console()
-err = Console(stderr=True)
+# Piped or in CI, rich would wrap at 80 columns and cut endpoint names in tables.
+_WIDTH = None if sys.stdout.isatty() else 120
+out = Console(width=_WIDTH)
+err = Console(stderr=True, width=_WIDTH)
 
 # Options a team sets once: same name on the command line, in HARNESS_* and harness.toml.
 PgOption = Annotated[
@@ -274,8 +276,11 @@ def run(
     ] = None,
     pg: PgOption = None,
     redis: RedisOption = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip report.html/report.md/summary.json.")
+    ] = False,
 ) -> None:
-    """Run a load scenario: run directory, Locust headless, exact samples, SLA verdict.
+    """Run a load scenario: run directory, Locust headless, exact samples, SLA verdict, report.
 
     Extra arguments after the options go to Locust (e.g. a user class name).
     Exit codes: 0 every SLA held, 10 an SLA failed, 11 interrupted (partial verdict).
@@ -306,6 +311,12 @@ def run(
     )
     result = run_scenario(options, console=out)
     print_verdict(result.verdict, out)
+    if not no_report:
+        from harness.analysis.load import load_run
+        from harness.analysis.report import write_report
+
+        paths = write_report(load_run(result.run_dir))
+        out.print(f"report: {paths['html']}")
     out.print(f"run directory: {result.run_dir}")
     raise typer.Exit(result.exit_code)
 

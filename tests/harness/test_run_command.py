@@ -111,6 +111,8 @@ def test_without_a_target_it_starts_the_reference_api_and_stops_it(
     assert [s["name"] for s in run["stages"]] == ["warm", "busy"]
     assert (run_dir / "locust" / "stats_stats.csv").exists()
     assert (run_dir / "locust" / "report.html").exists()
+    assert (run_dir / "report.html").exists() and (run_dir / "summary.json").exists()
+    assert f"report: {run_dir / 'report.html'}" in done.stdout
     assert (run_dir / "api.log").exists()
     verdict = json.loads((run_dir / "verdict.json").read_text())
     # The reference API's SLAs apply when none are given: every endpoint p95, health mean.
