@@ -113,7 +113,14 @@ def run_locust(
     out = tmp_path / tag
     out.mkdir()
     full_env = {k: v for k, v in os.environ.items() if k not in _USER_ENV}
-    full_env.update({"HARNESS_PROBE_OUT": str(out / "probe.json"), **(env or {})})
+    # These runs test the users under load; the reference API's SLAs are not their subject.
+    full_env.update(
+        {
+            "HARNESS_PROBE_OUT": str(out / "probe.json"),
+            "HARNESS_NO_DEFAULT_SLAS": "1",
+            **(env or {}),
+        }
+    )
     cmd = [
         sys.executable,
         "-m",
