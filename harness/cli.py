@@ -33,6 +33,12 @@ services_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(services_app, name="services")
+migrate_app = typer.Typer(
+    help="SQLite to PostgreSQL: plan the schema and casts (copy, status and rollback follow).\n\n"
+    "Example: harness migrate plan signals.db",
+    no_args_is_help=True,
+)
+app.add_typer(migrate_app, name="migrate")
 
 # Piped or in CI, rich would wrap at 80 columns and cut endpoint names in tables.
 _WIDTH = None if sys.stdout.isatty() else 120
@@ -418,6 +424,49 @@ def scale(
     out.print(escape(result.summary))
     for kind, path in write_scale(result, out_dir or runs[0]).items():
         out.print(f"{kind}: {path}")
+
+
+# -- migrate -----------------------------------------------------------------------------------
+
+
+@migrate_app.command("plan")
+@reports_errors
+def migrate_plan(
+    source: Annotated[Path, typer.Argument(help="The SQLite database to migrate (read only).")],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write plan.sql and plan.json here (default: next to SOURCE)."),
+    ] = None,
+    override: Annotated[
+        list[str] | None,
+        typer.Option(help="Cast a column yourself: table.column=pgtype; repeatable."),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="IANA zone of stored timestamps: they become timestamptz."),
+    ] = None,
+) -> None:
+    """Plan a migration, writing nothing to either database: PostgreSQL DDL, a cast per column.
+
+    Example: harness migrate plan signals.db --override artifacts.metadata=json
+    """
+    from harness.errors import ConfigError
+    from migrate.plan import make_plan, render_plan
+
+    overrides: dict[str, str] = {}
+    for item in override or []:
+        column, sep, pg_type = item.partition("=")
+        if not sep or "." not in column or not pg_type.strip():
+            raise ConfigError(f"--override {item!r}: write table.column=pgtype, e.g. a.b=jsonb")
+        overrides[column.strip()] = pg_type.strip()
+    plan = make_plan(source, overrides=overrides, timezone=timezone)
+    render_plan(plan, out)
+    folder = out_dir or source.resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = source.stem
+    (folder / f"{stem}.plan.sql").write_text(plan.ddl())
+    (folder / f"{stem}.plan.json").write_text(plan.to_json())
+    out.print(f"plan: {folder / f'{stem}.plan.sql'} and {folder / f'{stem}.plan.json'}")
 
 
 if __name__ == "__main__":  # pragma: no cover
