@@ -34,8 +34,8 @@ services_app = typer.Typer(
 )
 app.add_typer(services_app, name="services")
 migrate_app = typer.Typer(
-    help="SQLite to PostgreSQL: plan the schema and casts (copy, status and rollback follow).\n\n"
-    "Example: harness migrate plan signals.db",
+    help="SQLite to PostgreSQL: plan the schema and casts, copy every row, check, roll back.\n\n"
+    "Example: harness migrate run signals.db",
     no_args_is_help=True,
 )
 app.add_typer(migrate_app, name="migrate")
@@ -68,7 +68,8 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except HarnessError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # Messages quote names from databases and files: never read them as markup.
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -450,15 +451,9 @@ def migrate_plan(
 
     Example: harness migrate plan signals.db --override artifacts.metadata=json
     """
-    from harness.errors import ConfigError
     from migrate.plan import make_plan, render_plan
 
-    overrides: dict[str, str] = {}
-    for item in override or []:
-        column, sep, pg_type = item.partition("=")
-        if not sep or "." not in column or not pg_type.strip():
-            raise ConfigError(f"--override {item!r}: write table.column=pgtype, e.g. a.b=jsonb")
-        overrides[column.strip()] = pg_type.strip()
+    overrides = _overrides(override)
     plan = make_plan(source, overrides=overrides, timezone=timezone)
     render_plan(plan, out)
     folder = out_dir or source.resolve().parent
@@ -467,6 +462,141 @@ def migrate_plan(
     (folder / f"{stem}.plan.sql").write_text(plan.ddl())
     (folder / f"{stem}.plan.json").write_text(plan.to_json())
     out.print(f"plan: {folder / f'{stem}.plan.sql'} and {folder / f'{stem}.plan.json'}")
+
+
+def _overrides(items: list[str] | None) -> dict[str, str]:
+    from harness.errors import ConfigError
+
+    overrides: dict[str, str] = {}
+    for item in items or []:
+        column, sep, pg_type = item.partition("=")
+        if not sep or "." not in column or not pg_type.strip():
+            raise ConfigError(f"--override {item!r}: write table.column=pgtype, e.g. a.b=jsonb")
+        overrides[column.strip()] = pg_type.strip()
+    return overrides
+
+
+@migrate_app.command("run")
+@reports_errors
+def migrate_run(
+    source: Annotated[Path, typer.Argument(help="The SQLite database to migrate (read only).")],
+    pg: PgOption = None,
+    schema: Annotated[str, typer.Option(help="PostgreSQL schema to create the tables in.")] = (
+        "public"
+    ),
+    workers: Annotated[
+        int | None, typer.Option(help="Processes copying tables in parallel (default: cores).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run directory (default runs/<UTC>-migrate-<name>)."),
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Folder for run directories.")] = Path("runs"),
+    if_exists: Annotated[
+        str | None,
+        typer.Option(
+            "--if-exists",
+            help="When the target already has the tables: fail, or replace (drop them first).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Finish the unfinished migration of SOURCE in this database.")
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first rejected row.")] = False,
+    override: Annotated[
+        list[str] | None,
+        typer.Option(help="Cast a column yourself: table.column=pgtype; repeatable."),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="IANA zone of stored timestamps: they become timestamptz."),
+    ] = None,
+    integrity: Annotated[
+        str, typer.Option(help="SQLite check before reading: quick, full or none.")
+    ] = "quick",
+    chunk_rows: Annotated[
+        int, typer.Option(help="Rows per committed chunk (the unit of resume).")
+    ] = 100_000,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Copy a SQLite database into PostgreSQL: schema, every row, keys, indexes, views.
+
+    Rows PostgreSQL cannot take go to rejects/<table>.jsonl with the reason; the exit code
+    is 25 when any row was rejected, 30 when a planned object could not be created.
+
+    Example: harness migrate run signals.db --pg postgresql://app@127.0.0.1/app
+    """
+    from harness.errors import ConfigError
+    from migrate.run import MigrateOptions, run_migration
+    from migrate.summary import render_result
+
+    if if_exists not in (None, "fail", "replace"):
+        raise ConfigError(f"--if-exists {if_exists!r}: use fail or replace")
+    if integrity not in ("quick", "full", "none"):
+        raise ConfigError(f"--integrity {integrity!r}: use quick, full or none")
+    options = MigrateOptions(
+        source=source,
+        pg_url=pg,
+        schema=schema,
+        workers=workers,
+        out_dir=out_dir,
+        runs_dir=runs_dir,
+        if_exists=if_exists,  # type: ignore[arg-type]
+        resume=resume,
+        strict=strict,
+        overrides=_overrides(override),
+        timezone=timezone,
+        integrity=integrity,  # type: ignore[arg-type]
+        chunk_rows=chunk_rows,
+        progress=progress,
+    )
+    result = run_migration(options, out)
+    render_result(result, out)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@migrate_app.command("status")
+@reports_errors
+def migrate_status(pg: PgOption = None) -> None:
+    """Show where each migration recorded in the target database stands.
+
+    Example: harness migrate status --pg postgresql://app@127.0.0.1/app
+    """
+    from harness.services import postgres_url
+    from migrate.status import migration_status, render_status
+
+    render_status(migration_status(postgres_url(pg)), out)
+
+
+@migrate_app.command("rollback")
+@reports_errors
+def migrate_rollback(
+    pg: PgOption = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="The run to undo (default: the newest).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Drop exactly what a migration created (its tables, views, schema) and its state.
+
+    Example: harness migrate rollback --run 20261123T101500Z-migrate-signals-1a2b3c --yes
+    """
+    from harness.services import postgres_url
+    from migrate.rollback import rollback_migration
+
+    url = postgres_url(pg)
+    if not yes and not typer.confirm("Drop every table and view this migration created?"):
+        raise typer.Exit(1)
+    run, dropped = rollback_migration(url, run_id)
+    tables = sum(1 for kind, _ in dropped if kind == "table")
+    views = sum(1 for kind, _ in dropped if kind == "view")
+    out.print(
+        f"rolled back {run.id}: dropped {tables} tables and {views} views"
+        + (f" and schema {run.target_schema}" if ("schema", run.target_schema) in dropped else ""),
+        markup=False,
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,11 +15,12 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from migrate.convert import Conversion
 from migrate.errors import PlanOptionError
 from migrate.profile import (
     CHECK_BOOL,
@@ -33,18 +34,6 @@ from migrate.profile import (
 )
 from migrate.source import SourceColumn, SourceTable
 
-Conversion = Literal[
-    "integer",
-    "float",
-    "numeric",
-    "boolean",
-    "timestamp",
-    "timestamptz",
-    "date",
-    "json",
-    "bytes",
-    "text",
-]
 _TIME_CONVERSIONS: dict[str, Conversion] = {
     "timestamp": "timestamp",
     "timestamptz": "timestamptz",

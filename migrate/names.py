@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 
-from psycopg import sql
-
 # PostgreSQL keeps the first NAMEDATALEN - 1 bytes of an identifier and drops the rest
 # (NAMEDATALEN is 64 in every stock build).
 PG_MAX_IDENTIFIER_BYTES = 63
@@ -20,15 +18,19 @@ _LINE_BREAKS = re.compile(r"[\r\n\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029\x85]
 
 
 def pg_ident(name: str) -> str:
-    """``name`` as a quoted PostgreSQL identifier (psycopg's escaping: quotes doubled)."""
+    """``name`` as a quoted PostgreSQL identifier: in double quotes, quotes doubled (the
+    rule psycopg's ``sql.Identifier`` applies; written out so the copy's worker processes
+    need not load psycopg)."""
     if "\x00" in name:
         # PostgreSQL identifiers cannot hold NUL; the plan reports such names for a human.
         name = name.replace("\x00", "")
-    return sql.Identifier(name).as_string()
+    return '"' + name.replace('"', '""') + '"'
 
 
 def pg_literal(value: str) -> str:
     """``value`` as a PostgreSQL string literal (psycopg's escaping)."""
+    from psycopg import sql
+
     return sql.Literal(value).as_string()
 
 

@@ -34,12 +34,12 @@ from migrate.names import (
 )
 from migrate.profile import DEFAULT_SAMPLE_ROWS, ColumnProfile, TableProfile, profile_schema
 from migrate.source import (
-    Integrity,
     SourceIndex,
     SourceSchema,
     SourceTable,
     read_schema,
 )
+from migrate.sqlite_file import Integrity
 from migrate.translate import (
     ColumnInfo,
     TableInfo,
@@ -204,13 +204,26 @@ class PlanTable:
     @property
     def create_sql(self) -> str:
         """``CREATE TABLE`` with a comment above each column giving its cast and reason."""
+        return self._create(keys=True)
+
+    @property
+    def create_sql_for_copy(self) -> str:
+        """``CREATE TABLE`` without PRIMARY KEY and UNIQUE: the copy adds them after the data
+        (one index build instead of upkeep row by row). Key columns are NOT NULL from the
+        start, as the primary key will make them."""
+        return self._create(keys=False)
+
+    def _create(self, *, keys: bool) -> str:
         entries: list[tuple[list[str], str]] = []
         for col in self.columns:
-            entries.append((_column_comments(col), _column_sql(col)))
-        if self.primary_key:
-            keys = ", ".join(pg_ident(c) for c in self.primary_key)
-            entries.append(([], f"PRIMARY KEY ({keys})"))
-        for unique in self.uniques:
+            sql = _column_sql(col)
+            if not keys and col.name in self.primary_key and not col.not_null:
+                sql += "" if col.cast.identity else " NOT NULL"
+            entries.append((_column_comments(col), sql))
+        if self.primary_key and keys:
+            names = ", ".join(pg_ident(c) for c in self.primary_key)
+            entries.append(([], f"PRIMARY KEY ({names})"))
+        for unique in self.uniques if keys else []:
             entries.append(([], f"UNIQUE ({', '.join(pg_ident(c) for c in unique)})"))
         for check in self.checks:
             tr = check.translation

@@ -18,7 +18,6 @@ first, each on its own read-only connection.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sqlite3
@@ -30,15 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from migrate.convert import number_shape
 from migrate.names import sqlite_ident
-from migrate.source import (
-    DEFAULT_BUSY_TIMEOUT_S,
-    SourceColumn,
-    SourceSchema,
-    SourceTable,
-    open_source,
-    reading,
-)
+from migrate.source import SourceColumn, SourceSchema, SourceTable
+from migrate.sqlite_file import DEFAULT_BUSY_TIMEOUT_S, open_source, reading
 
 # 2,000 rows per table show a column's shapes (a 1-in-1,000 oddity is seen with probability
 # ~86%) at a cost of milliseconds; exact counts come from the aggregate scan, not from here.
@@ -73,10 +67,6 @@ _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("boolean_word", re.compile(r"(?i)true|false|yes|no|on|off|t|f|y|n")),
 )
 ISO_SHAPES = frozenset({"iso_date", "iso_timestamp", "iso_timestamp_offset"})
-# Plausible epoch ranges: 1980-01-01 to 2100-01-01 in seconds and milliseconds; Julian days.
-_EPOCH_S = (315_532_800, 4_102_444_800)
-_EPOCH_MS = (315_532_800_000, 4_102_444_800_000)
-_JULIAN_DAY = (2_444_239.5, 2_488_069.5)
 
 
 @dataclass
@@ -166,19 +156,15 @@ def text_shape(value: str) -> str:
     return "other_text"
 
 
-def number_shape(value: float) -> str | None:
-    """``epoch_s``, ``epoch_ms`` or ``julian_day`` when a number plausibly is one."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if _EPOCH_S[0] <= value <= _EPOCH_S[1]:
-            return "epoch_s"
-        if _EPOCH_MS[0] <= value <= _EPOCH_MS[1]:
-            return "epoch_ms"
-        return None
-    if math.isfinite(value) and _JULIAN_DAY[0] <= value <= _JULIAN_DAY[1]:
-        return "julian_day"
-    if math.isfinite(value) and _EPOCH_S[0] <= value <= _EPOCH_S[1]:
-        return "epoch_s"
-    return None
+def _lenient_text(raw: bytes) -> str:
+    # Text that is not UTF-8 must not stop the plan: the copy rejects it, value by value.
+    return raw.decode("utf-8", errors="replace")
+
+
+def _open(path: Path, timeout: float) -> sqlite3.Connection:
+    conn = open_source(path, timeout=timeout)
+    conn.text_factory = _lenient_text
+    return conn
 
 
 def _reject_constant(name: str) -> object:
@@ -465,7 +451,7 @@ def profile_schema(
     tables = list(schema.tables)
     if not tables:
         return {}
-    conn = open_source(p, timeout=timeout)
+    conn = _open(p, timeout)
     try:
         with reading(p, conn):
             sizes = {
@@ -478,7 +464,7 @@ def profile_schema(
     n = max(1, min(workers or os.cpu_count() or 1, len(tables)))
 
     def one(table: SourceTable) -> TableProfile:
-        own = open_source(p, timeout=timeout)
+        own = _open(p, timeout)
         try:
             with reading(p, own):
                 return profile_table(

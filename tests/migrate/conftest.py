@@ -73,3 +73,37 @@ def pg_rows(url: str, query: str, params: Sequence[Any] = ()) -> list[tuple[Any,
     """Rows of one catalog query."""
     with psycopg.connect(plain_postgres_url(url)) as conn:
         return conn.execute(query.encode(), params).fetchall()
+
+
+def catalog(url: str, schema: str = "public") -> dict[str, list[tuple[Any, ...]]]:
+    """What a schema holds, as PostgreSQL prints it: columns (type, NOT NULL, default,
+    identity), constraints, indexes and views; for comparing two databases."""
+    queries = {
+        "columns": (
+            "SELECT table_name, ordinal_position, column_name, data_type, is_nullable, "
+            "column_default, identity_generation FROM information_schema.columns "
+            "WHERE table_schema = %s ORDER BY 1, 2"
+        ),
+        "constraints": (
+            "SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(c.oid) "
+            "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = %s ORDER BY 1, 2"
+        ),
+        "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s ORDER BY 1",
+        "views": ("SELECT viewname, definition FROM pg_views WHERE schemaname = %s ORDER BY 1"),
+    }
+    return {k: pg_rows(url, q, (schema,)) for k, q in queries.items()}
+
+
+def relations(url: str) -> list[tuple[str, str, str]]:
+    """Every relation of the database outside the system schemas: (schema, name, kind)."""
+    return [
+        (str(s), str(n), str(k))
+        for s, n, k in pg_rows(
+            url,
+            "SELECT n.nspname, c.relname, c.relkind FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg_toast%%' ORDER BY 1, 2",
+        )
+    ]
