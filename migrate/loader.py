@@ -216,11 +216,20 @@ class ChunkLoader:
         await state.insert_rejects(self.con, self.run_id, result.rejects)
 
 
+def _copy_column(exc: BaseException, names: Sequence[str]) -> str | None:
+    """The column a COPY error names in its context (``COPY t, line 1, column v: ...``)."""
+    where = getattr(exc, "context", None) or ""
+    for name in sorted(names, key=len, reverse=True):
+        if f", column {name}: " in where or where.endswith(f", column {name}"):
+            return name
+    return None
+
+
 def _server_record(
     spec: TableSpec, rowid: int | None, values: Sequence[object], exc: BaseException
 ) -> dict[str, Any]:
-    column = getattr(exc, "column_name", None)
     names = spec.column_names
+    column = getattr(exc, "column_name", None) or _copy_column(exc, names)
     value = values[names.index(column)] if column in names else None
     if column not in names:
         constraint = getattr(exc, "constraint_name", None)

@@ -346,7 +346,14 @@ class _Migration:
                 await con.execute(f"CREATE SCHEMA {pg_ident(opts.schema)}")
                 created.append(("schema", opts.schema))
             for table in self.plan.tables:
-                await con.execute(table.create_sql_for_copy)
+                try:
+                    await con.execute(table.create_sql_for_copy)
+                except asyncpg.PostgresError as exc:
+                    raise TargetError(
+                        f"PostgreSQL refused table {table.name!r} of the plan "
+                        f"({' '.join(str(exc).split())}); nothing was created: check the "
+                        "overrides, or review plan.sql in the run directory"
+                    ) from None
                 created.append(("table", table.name))
             await state.record_objects(con, run.id, created)
             await state.mark_step(con, run.id, "tables")
