@@ -42,7 +42,7 @@ def dirty_db(path: Path) -> Path:
     )
     base = (1, 1.0, 1, "2024-01-01 00:00:00", "{}", "x")
     rows: list[tuple[object, ...]] = [
-        (i, i, i * 1.5, i % 2, f"2024-01-{i % 28 + 1:02d} 10:00", f'{{"a":{i}}}', f"n{i}", f"c{i}", None)
+        (i, i, i * 1.5, i % 2, f"2024-01-{i % 28 + 1:02d} 10:00", f"[{i}]", f"n{i}", f"c{i}", None)
         for i in range(1, CLEAN_ROWS + 1)
     ]
 
