@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from harness import __version__
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from migrate.plan import Plan
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -446,6 +449,11 @@ def migrate_plan(
         str | None,
         typer.Option(help="IANA zone of stored timestamps: they become timestamptz."),
     ] = None,
+    pg: Annotated[
+        str | None,
+        typer.Option("--pg", help="Also check this PostgreSQL target (read only)."),
+    ] = None,
+    schema: Annotated[str, typer.Option(help="Target schema to check with --pg.")] = "public",
 ) -> None:
     """Plan a migration, writing nothing to either database: PostgreSQL DDL, a cast per column.
 
@@ -462,6 +470,33 @@ def migrate_plan(
     (folder / f"{stem}.plan.sql").write_text(plan.ddl())
     (folder / f"{stem}.plan.json").write_text(plan.to_json())
     out.print(f"plan: {folder / f'{stem}.plan.sql'} and {folder / f'{stem}.plan.json'}")
+    if pg is not None:
+        _print_target(plan, pg, schema)
+
+
+def _print_target(plan: Plan, pg: str, schema: str) -> None:
+    from harness.services import check_postgres
+    from harness.urls import mask_url
+    from migrate.target import inspect_target
+
+    check_postgres(pg)
+    names = [t.name for t in plan.tables] + [v.name for v in plan.views]
+    names += [i.name for t in plan.tables for i in t.indexes if i.sql]
+    report = inspect_target(pg, schema, names)
+    say = functools.partial(out.print, markup=False, highlight=False)
+    say(
+        f"target: {mask_url(pg)} (PostgreSQL {report.server_version}, user {report.user}, "
+        f"schema {report.schema})"
+    )
+    for problem in report.problems:
+        say(f"  problem: {problem}")
+    if report.conflicts:
+        found = ", ".join(f"{c.name} ({c.kind})" for c in report.conflicts)
+        say(f"  already there: {found}; `migrate run` will need --if-exists replace")
+    for run in report.unfinished:
+        say(f"  unfinished migration: {run}; `migrate run --resume` finishes it")
+    if not (report.problems or report.conflicts or report.unfinished):
+        say("  ready: the user may create the schema's tables and nothing is in the way")
 
 
 def _overrides(items: list[str] | None) -> dict[str, str]:

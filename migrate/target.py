@@ -8,6 +8,7 @@ before anything is written.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -125,3 +126,43 @@ async def drop_existing(con: asyncpg.Connection, schema: str, found: Iterable[Ex
             kind = item.kind.upper()
             target = f"{pg_ident(schema)}.{pg_ident(item.name)}"
             await con.execute(f"DROP {kind} IF EXISTS {target} CASCADE")
+
+
+@dataclass
+class TargetReport:
+    """What ``harness migrate plan --pg`` found on the target, without writing to it."""
+
+    server_version: str
+    user: str
+    database: str
+    schema: str
+    problems: list[str]
+    conflicts: list[Existing]
+    unfinished: list[str]
+
+
+def inspect_target(url: str, schema: str, names: Iterable[str]) -> TargetReport:
+    """Read-only look at the target: rights, relations in the way, unfinished runs."""
+    return asyncio.run(_inspect(url, schema, list(names)))
+
+
+async def _inspect(url: str, schema: str, names: list[str]) -> TargetReport:
+    from migrate import state
+
+    con = await connect(url)
+    try:
+        version, user, database = await con.fetchrow(
+            "SELECT current_setting('server_version'), current_user, current_database()"
+        )
+        problems: list[str] = []
+        try:
+            await check_rights(con, schema)
+        except TargetError as exc:
+            problems.append(str(exc))
+        conflicts = await existing(con, schema, names)
+        unfinished = [
+            f"{r.id} (phase {r.phase})" for r in await state.runs(con) if r.status != "done"
+        ]
+        return TargetReport(version, user, database, schema, problems, conflicts, unfinished)
+    finally:
+        await con.close()

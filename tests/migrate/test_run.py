@@ -207,3 +207,24 @@ def test_timezone_reads_naive_timestamps_in_that_zone(
         pg_database, "SELECT to_char(at AT TIME ZONE 'UTC', 'HH24:MI') FROM ev ORDER BY id"
     )
     assert rows == [("10:00",), ("12:00",)]  # Paris is UTC+2 in July; an offset wins
+
+
+def test_plan_with_pg_checks_the_target_without_writing(
+    migrated: tuple[MigrationResult, str], reference_db: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from tests.migrate.conftest import relations
+
+    _, url = migrated
+    before = relations(url)
+    out = CliRunner().invoke(
+        app, ["migrate", "plan", str(reference_db), "--out", str(tmp_path), "--pg", url]
+    )
+    assert out.exit_code == 0, out.output
+    assert "already there: artifact_entities (table)" in out.output
+    assert "--if-exists replace" in out.output
+    password = url.split(":")[2].split("@")[0]
+    assert password not in out.output
+    assert relations(url) == before
