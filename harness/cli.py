@@ -57,6 +57,14 @@ RedisOption = Annotated[
     str | None,
     typer.Option("--redis", help="Redis URL (else HARNESS_REDIS_URL, harness.toml, or embedded)."),
 ]
+OverrideOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Cast a column yourself: table.column=pgtype; repeatable."),
+]
+TimezoneOption = Annotated[
+    str | None,
+    typer.Option(help="IANA zone of stored timestamps: they become timestamptz."),
+]
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Folder for embedded servers and state (default .harness)."),
@@ -441,14 +449,8 @@ def migrate_plan(
         Path | None,
         typer.Option("--out", help="Write plan.sql and plan.json here (default: next to SOURCE)."),
     ] = None,
-    override: Annotated[
-        list[str] | None,
-        typer.Option(help="Cast a column yourself: table.column=pgtype; repeatable."),
-    ] = None,
-    timezone: Annotated[
-        str | None,
-        typer.Option(help="IANA zone of stored timestamps: they become timestamptz."),
-    ] = None,
+    override: OverrideOption = None,
+    timezone: TimezoneOption = None,
     pg: Annotated[
         str | None,
         typer.Option("--pg", help="Also check this PostgreSQL target (read only)."),
@@ -538,14 +540,8 @@ def migrate_run(
         bool, typer.Option(help="Finish the unfinished migration of SOURCE in this database.")
     ] = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first rejected row.")] = False,
-    override: Annotated[
-        list[str] | None,
-        typer.Option(help="Cast a column yourself: table.column=pgtype; repeatable."),
-    ] = None,
-    timezone: Annotated[
-        str | None,
-        typer.Option(help="IANA zone of stored timestamps: they become timestamptz."),
-    ] = None,
+    override: OverrideOption = None,
+    timezone: TimezoneOption = None,
     integrity: Annotated[
         str, typer.Option(help="SQLite check before reading: quick, full or none.")
     ] = "quick",

@@ -125,14 +125,15 @@ def number_shape(value: float) -> str | None:
 # -- strict converters: value -> target value, or Rejected -----------------------------------
 
 
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
+def storage_class(value: object) -> str:
+    """The SQLite storage class a Python value came from (``null`` for None)."""
+    if value is None:
+        return "null"
     if isinstance(value, int):
         return "integer"
     if isinstance(value, float):
         return "real"
-    if isinstance(value, str):
+    if isinstance(value, str | InvalidText):
         return "text"
     return "blob"
 
@@ -152,7 +153,7 @@ def _to_integer(pg_type: str) -> Callable[[object], int]:
                 raise Rejected(f"text is not an integer ({pg_type} column)")
             number = int(value)
         else:
-            raise Rejected(f"{_kind(value)} value in a {pg_type} column")
+            raise Rejected(f"{storage_class(value)} value in a {pg_type} column")
         if not low <= number <= high:
             raise Rejected(f"{number} is outside the {pg_type} range")
         return number
@@ -173,7 +174,7 @@ def _to_float(value: object) -> float:
         if not _NUMBER_TEXT.fullmatch(value):
             raise Rejected("text is not a number (double precision column)")
         return float(value)
-    raise Rejected(f"{_kind(value)} value in a double precision column")
+    raise Rejected(f"{storage_class(value)} value in a double precision column")
 
 
 def _to_numeric(value: object) -> Decimal:
@@ -192,7 +193,7 @@ def _to_numeric(value: object) -> Decimal:
             return Decimal(value)
         except InvalidOperation:
             raise Rejected("text is not a number (numeric column)") from None
-    raise Rejected(f"{_kind(value)} value in a numeric column")
+    raise Rejected(f"{storage_class(value)} value in a numeric column")
 
 
 def _to_boolean(value: object) -> bool:
@@ -237,7 +238,7 @@ def _to_timestamp(value: object) -> dt.datetime:
         return parsed
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_number(value).replace(tzinfo=None)
-    raise Rejected(f"{_kind(value)} value in a timestamp column")
+    raise Rejected(f"{storage_class(value)} value in a timestamp column")
 
 
 def _to_timestamptz(zone: dt.tzinfo) -> Callable[[object], dt.datetime]:
@@ -247,14 +248,14 @@ def _to_timestamptz(zone: dt.tzinfo) -> Callable[[object], dt.datetime]:
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return _from_number(value)
-        raise Rejected(f"{_kind(value)} value in a timestamptz column")
+        raise Rejected(f"{storage_class(value)} value in a timestamptz column")
 
     return convert
 
 
 def _to_date(value: object) -> dt.date:
     if not isinstance(value, str):
-        raise Rejected(f"{_kind(value)} value in a date column")
+        raise Rejected(f"{storage_class(value)} value in a date column")
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -273,7 +274,7 @@ def _to_json(value: object) -> str:
             raise Rejected(f"{value!r} is not a JSON number")
         return repr(value)
     else:
-        raise Rejected(f"{_kind(value)} value in a JSON column")
+        raise Rejected(f"{storage_class(value)} value in a JSON column")
     try:
         json.loads(text, parse_constant=_no_constant)
     except ValueError:
@@ -294,7 +295,7 @@ def _to_bytes(value: object) -> bytes:
         return value
     if isinstance(value, str):
         return value.encode()  # what SQLite's CAST(text AS BLOB) gives
-    raise Rejected(f"{_kind(value)} value in a bytea column")
+    raise Rejected(f"{storage_class(value)} value in a bytea column")
 
 
 def _to_text(value: object) -> str:
@@ -314,7 +315,7 @@ def _to_text(value: object) -> str:
         if "\x00" in text:
             raise Rejected("blob holds a NUL byte, which PostgreSQL text cannot store")
         return text
-    raise Rejected(f"{_kind(value)} value in a text column")
+    raise Rejected(f"{storage_class(value)} value in a text column")
 
 
 def strict_converter(column: ColumnSpec, zone: dt.tzinfo) -> Callable[[object], object]:

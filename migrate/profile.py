@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migrate.convert import number_shape
+from migrate.convert import number_shape, storage_class
 from migrate.names import sqlite_ident
 from migrate.source import SourceColumn, SourceSchema, SourceTable
 from migrate.sqlite_file import DEFAULT_BUSY_TIMEOUT_S, open_source, reading
@@ -180,18 +180,6 @@ def _is_json(value: str) -> bool:
     return True
 
 
-def _storage_class(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "real"
-    if isinstance(value, str):
-        return "text"
-    return "blob"
-
-
 # -- sampling -------------------------------------------------------------------------------
 
 
@@ -242,7 +230,7 @@ def _shape_sample(profile: ColumnProfile, values: Iterable[object]) -> None:
         if isinstance(value, str):
             shape = text_shape(value)
         elif isinstance(value, int | float):
-            shape = number_shape(value) or _storage_class(value)
+            shape = number_shape(value) or storage_class(value)
         else:
             shape = "blob"
         shapes[shape] += 1
@@ -327,7 +315,7 @@ def profile_table(
     for pos, col in enumerate(table.columns):
         values = [row[pos] for row in sample]
         _shape_sample(profiles[col.name], values)
-        sample_classes[col.name] = Counter(_storage_class(v) for v in values if v is not None)
+        sample_classes[col.name] = Counter(storage_class(v) for v in values if v is not None)
     wanted: dict[str, set[str]] = {c.name: set() for c in table.columns}
     for col_name, extra in (checks or {}).items():
         if col_name in wanted:

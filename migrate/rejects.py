@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from migrate.convert import BadValue, InvalidText, TableSpec
+from migrate.convert import BadValue, InvalidText, TableSpec, storage_class
 
 VALUE_CHARS = 200  # characters of a value kept in a record
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
@@ -44,19 +44,6 @@ def shown(value: object) -> Any:
     # Control characters are shown as \xNN: visible to a reader, and storable in jsonb
     # (which refuses NUL).
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", cut)
-
-
-def storage_class(value: object) -> str:
-    """The SQLite storage class a Python value came from."""
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "real"
-    if isinstance(value, str | InvalidText):
-        return "text"
-    return "blob"
 
 
 def copy_record(
