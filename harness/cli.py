@@ -630,5 +630,75 @@ def migrate_rollback(
     )
 
 
+@app.command("validate")
+@reports_errors
+def validate_command(
+    source: Annotated[Path, typer.Argument(help="The SQLite database that was migrated.")],
+    pg: PgOption = None,
+    schema: Annotated[
+        str | None, typer.Option(help="Target schema (default: the run's, else public).")
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run", help="The `harness migrate run` directory: options, rejects."),
+    ] = None,
+    rejects_dir: Annotated[
+        Path | None, typer.Option("--rejects", help="A rejects/ folder to account for.")
+    ] = None,
+    tables: Annotated[str | None, typer.Option(help="Only these tables, comma-separated.")] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(help="Named SQLite queries to compare (`-- name: x` before each)."),
+    ] = None,
+    no_queries: Annotated[bool, typer.Option("--no-queries", help="Skip query parity.")] = False,
+    strict_queries: Annotated[
+        bool,
+        typer.Option(help="Fail on a slow query or a sequential scan, not only on wrong rows."),
+    ] = False,
+    repeat: Annotated[int, typer.Option(help="Runs of each query on each side.")] = 20,
+    override: OverrideOption = None,
+    timezone: TimezoneOption = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder (default runs/<UTC>-validate-<name>)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Prove a PostgreSQL copy equals its SQLite source: schema, counts, profiles, every row
+    (checksums with bisection), integrity, and the same answers to the queries.
+
+    Exit code 0 when everything passes, 31 when anything differs (query latency and
+    sequential scans are flagged; --strict-queries makes them fail too).
+
+    Example: harness validate signals.db --run runs/20261123T101500Z-migrate-signals
+    """
+    from harness.errors import ConfigError
+    from migrate.validate.report import render
+    from migrate.validate.run import ValidateOptions, validate
+
+    if repeat < 1:
+        raise ConfigError("--repeat must be at least 1")
+    options = ValidateOptions(
+        source=source,
+        pg_url=pg,
+        schema=schema,
+        run_dir=run_dir,
+        rejects_dir=rejects_dir,
+        tables=[t.strip() for t in tables.split(",") if t.strip()] if tables else None,
+        queries=queries,
+        skip_queries=no_queries,
+        strict_queries=strict_queries,
+        repeat=repeat,
+        overrides=_overrides(override),
+        timezone=timezone,
+        out_dir=out_dir,
+        progress=progress,
+    )
+    result = validate(options, out)
+    render(result, out)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

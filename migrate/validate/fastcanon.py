@@ -1,0 +1,85 @@
+"""Canonical row hashes of SQLite batches, fast: one generated comprehension per table.
+
+Each column's value is formed inline when it has the expected Python type (an ``int`` in an
+integer column, a ``str`` in a text or timestamp column...) and by the exact
+:class:`~migrate.validate.canonical.RowCanon` former otherwise, so the result is always the
+canonical form, only cheaper. A row's hash is the first 8 bytes of the MD5 of its canonical
+text, read as a signed big-endian integer: exactly what PostgreSQL computes with
+``('x' || substr(md5(row), 1, 16))::bit(64)::bigint``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from migrate.validate.canonical import NULL, SEPARATOR, RowCanon, base_type, conversion_of
+
+_DOUBLE = struct.Struct(">d").pack
+_BOOLEANS = {None: NULL, 0: "false", 1: "true", "0": "false", "1": "true"}
+
+
+def row_hash(text: str) -> int:
+    """The signed 64-bit hash of a canonical row text (PostgreSQL computes the same)."""
+    return int.from_bytes(
+        hashlib.md5(text.encode(), usedforsecurity=False).digest()[:8], "big", signed=True
+    )
+
+
+def pg_row_hash(row_sql: str) -> str:
+    """SQL of the same hash over a canonical row expression."""
+    return f"('x' || substr(md5({row_sql}), 1, 16))::bit(64)::bigint"
+
+
+def _expression(i: int, pg_type: str) -> str:
+    v, slow = f"v{i}", f"_c{i}({'v' + str(i)})"
+    conversion = conversion_of(pg_type)
+    base = base_type(pg_type)
+    if conversion == "integer":
+        return f"(str({v}) if {v}.__class__ is int else {slow})"
+    if conversion == "float":
+        return f"(_double({v}).hex() if {v}.__class__ is float else {slow})"
+    if conversion == "boolean":
+        return f"(_booleans[{v}] if {v}.__class__ is int else {slow})"
+    if conversion == "timestamp":
+        return f"(_ts({v}).isoformat(timespec='microseconds') if {v}.__class__ is str else {slow})"
+    if conversion == "date":
+        return f"(_date({v}).isoformat() if {v}.__class__ is str else {slow})"
+    if conversion == "bytes":
+        return f"({v}.hex() if {v}.__class__ is bytes else {slow})"
+    if conversion == "text" or base == "json":
+        return f"(f'{{len({v})}}:{{{v}}}' if {v}.__class__ is str else {slow})"
+    return slow
+
+
+def text_function(
+    columns: Sequence[tuple[str, str]], timezone: str | None = None
+) -> Callable[[Sequence[tuple[Any, ...]]], list[str]]:
+    """A function turning a batch of SQLite rows into their canonical texts."""
+    canon = RowCanon(columns, timezone)
+    names: dict[str, object] = {
+        "_double": _DOUBLE,
+        "_booleans": _BOOLEANS,
+        "_ts": dt.datetime.fromisoformat,
+        "_date": dt.date.fromisoformat,
+    }
+    for i, former in enumerate(canon._forms):
+        names[f"_c{i}"] = former
+    parts = [_expression(i, pg_type) for i, (_name, pg_type) in enumerate(columns)]
+    if not parts:
+        return lambda rows: ["" for _ in rows]
+    variables = ", ".join(f"v{i}" for i in range(len(parts)))
+    joined = f"'{SEPARATOR}'.join(({', '.join(parts)},))"
+    # Built from column positions and helper names only: nothing from the database.
+    source = f"lambda rows: [{joined} for ({variables},) in rows]"
+    function: Callable[[Sequence[tuple[Any, ...]]], list[str]] = eval(  # noqa: S307
+        source,
+        {
+            "__builtins__": {"str": str, "len": len, "int": int, "float": float, "bytes": bytes},
+            **names,
+        },
+    )
+    return function

@@ -1,0 +1,355 @@
+"""``harness validate``: prove a PostgreSQL copy equals its SQLite source.
+
+Sections, in order: schema parity (against the migration plan, remade from the source with
+the run's options), counts (source = target + rejects), column profiles, row checksums with
+bisection, integrity on the target, query parity. Everything is read-only on both sides.
+A migration's run directory (``--run``) supplies the plan's options, the target schema and the
+rejects, so rows the migration refused on purpose are accounted for, not reported as lost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.errors import ConfigError
+from migrate.names import pg_ident, sqlite_ident, truncated_pg_name
+from migrate.plan import Plan, PlanTable, make_plan, sqlite_path_of
+from migrate.sqlite_file import open_source
+from migrate.validate.checksums import Excluded, TableChecksum, TableComparer, TableShape
+from migrate.validate.profiles import profile_findings
+from migrate.validate.queries import (
+    DEFAULT_REPEAT,
+    REFERENCE_TABLES,
+    QueryResult,
+    read_queries,
+    reference_queries,
+    run_query,
+)
+from migrate.validate.schema import Finding, integrity_findings, pg_columns, schema_findings
+
+EXIT_DIFFERENT = 31
+
+
+@dataclass
+class ValidateOptions:
+    """What ``harness validate`` was asked to check."""
+
+    source: Path
+    pg_url: str | None = None
+    schema: str | None = None  # default: the run's schema, else public
+    run_dir: Path | None = None
+    rejects_dir: Path | None = None
+    tables: list[str] | None = None
+    queries: Path | None = None
+    skip_queries: bool = False
+    strict_queries: bool = False  # a latency or sequential-scan flag fails the validation
+    repeat: int = DEFAULT_REPEAT
+    overrides: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    out_dir: Path | None = None
+    runs_dir: Path = Path("runs")
+    progress: bool = True
+
+
+@dataclass
+class CountRow:
+    """One table's counts: source rows = target rows + rejected rows."""
+
+    table: str
+    source: int
+    rejected: int
+    target: int
+
+    @property
+    def ok(self) -> bool:
+        """True when the rows add up."""
+        return self.source == self.target + self.rejected
+
+
+@dataclass
+class ValidationResult:
+    """Everything ``harness validate`` found."""
+
+    source: str
+    target: str
+    schema: str
+    out_dir: str
+    findings: list[Finding]
+    counts: list[CountRow]
+    checksums: list[TableChecksum]
+    queries: list[QueryResult]
+    rejects: dict[str, list[dict[str, Any]]]
+    seconds: dict[str, float]
+    strict_queries: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True only when every check passed."""
+        return (
+            all(f.ok for f in self.findings)
+            and all(c.ok for c in self.counts)
+            and all(c.equal for c in self.checksums)
+            and all(q.ok and not (self.strict_queries and q.flags) for q in self.queries)
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything passed, 31 otherwise."""
+        return 0 if self.ok else EXIT_DIFFERENT
+
+    @property
+    def range_queries(self) -> int:
+        """Range hashes and fetches the row comparison needed, over all tables."""
+        return sum(c.range_queries for c in self.checksums)
+
+
+def _load_rejects(folder: Path | None) -> dict[str, list[dict[str, Any]]]:
+    if folder is None:
+        return {}
+    if not folder.is_dir():
+        raise ConfigError(f"--rejects {folder}: no such folder (a migration's rejects/)")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                record = json.loads(line)
+                table = str(record["table"])
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(f"{path}:{n}: not a reject record") from None
+            out.setdefault(table, []).append(record)
+    return out
+
+
+def _excluded(table: PlanTable, records: list[dict[str, Any]]) -> Excluded:
+    rowids = frozenset(int(r["rowid"]) for r in records if r.get("rowid") is not None)
+    keys = frozenset(
+        tuple((r.get("key") or {}).get(k) for k in table.primary_key)
+        for r in records
+        if r.get("rowid") is None and table.primary_key
+    )
+    return Excluded(rowids, keys)
+
+
+def _run_options(run_dir: Path) -> tuple[dict[str, str], str | None, str | None]:
+    """(overrides, timezone, schema) a migration run used."""
+    try:
+        plan = json.loads((run_dir / "plan.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"--run {run_dir}: no readable plan.json; give a `harness migrate run` directory"
+        ) from None
+    schema = None
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        try:
+            schema = json.loads(summary.read_text()).get("schema")
+        except ValueError:
+            schema = None
+    return dict(plan.get("overrides") or {}), plan.get("timezone"), schema
+
+
+def _out_dir(opts: ValidateOptions, source: Path) -> Path:
+    if opts.out_dir is not None:
+        return opts.out_dir
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = opts.runs_dir / f"{stamp}-validate-{source.stem}"
+    n = 2
+    while path.exists():
+        path = opts.runs_dir / f"{stamp}-validate-{source.stem}-{n}"
+        n += 1
+    return path
+
+
+def validate(opts: ValidateOptions, console: Console | None = None) -> ValidationResult:
+    """Run every check and write ``validation.json``, ``validation.md``, ``validation.html``."""
+    from harness.services import check_postgres, postgres_url
+    from harness.urls import mask_url, plain_postgres_url
+
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    path = sqlite_path_of(opts.source)
+    overrides, timezone, schema = dict(opts.overrides), opts.timezone, opts.schema
+    rejects_dir = opts.rejects_dir
+    if opts.run_dir is not None:
+        run_overrides, run_timezone, run_schema = _run_options(opts.run_dir)
+        overrides = overrides or run_overrides
+        timezone = timezone or run_timezone
+        schema = schema or run_schema
+        rejects_dir = rejects_dir or opts.run_dir / "rejects"
+    schema = schema or "public"
+    rejects = _load_rejects(rejects_dir if rejects_dir is None or rejects_dir.exists() else None)
+    url = postgres_url(opts.pg_url)
+    check_postgres(url)
+    plan = make_plan(path, overrides=overrides, timezone=timezone, integrity="none")
+    tables = _chosen(plan, opts.tables)
+    seconds["plan"] = time.perf_counter() - started
+    sqlite = open_source(path)
+    try:
+        with psycopg.connect(plain_postgres_url(url), autocommit=True) as pg:
+            # Validation reads only; every statement runs read-only.
+            pg.execute("SET default_transaction_read_only = on")
+            result = _Checks(sqlite, pg, plan, tables, schema, rejects, timezone, console, opts)
+            findings, counts, checksums, queries = result.run(seconds)
+    finally:
+        sqlite.close()
+    seconds["total"] = time.perf_counter() - started
+    out_dir = _out_dir(opts, path)
+    outcome = ValidationResult(
+        source=str(path),
+        target=mask_url(url),
+        schema=schema,
+        out_dir=str(out_dir),
+        findings=findings,
+        counts=counts,
+        checksums=checksums,
+        queries=queries,
+        rejects={t: r for t, r in rejects.items() if any(t == x.name for x in tables)},
+        seconds=seconds,
+        strict_queries=opts.strict_queries,
+    )
+    from migrate.validate.report import write_reports
+
+    write_reports(outcome, out_dir)
+    return outcome
+
+
+def _chosen(plan: Plan, names: list[str] | None) -> list[PlanTable]:
+    if not names:
+        return list(plan.tables)
+    known = {t.name: t for t in plan.tables}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ConfigError(
+            f"--tables: no table {', '.join(map(repr, missing))} in the source "
+            f"(it has {', '.join(sorted(known)[:10])})"
+        )
+    return [known[n] for n in names]
+
+
+class _Checks:
+    def __init__(
+        self,
+        sqlite: sqlite3.Connection,
+        pg: psycopg.Connection[Any],
+        plan: Plan,
+        tables: list[PlanTable],
+        schema: str,
+        rejects: dict[str, list[dict[str, Any]]],
+        timezone: str | None,
+        console: Console | None,
+        opts: ValidateOptions,
+    ) -> None:
+        self.sqlite, self.pg, self.plan, self.tables = sqlite, pg, plan, tables
+        self.schema, self.rejects, self.timezone = schema, rejects, timezone
+        self.console, self.opts = console, opts
+
+    def run(
+        self, seconds: dict[str, float]
+    ) -> tuple[list[Finding], list[CountRow], list[TableChecksum], list[QueryResult]]:
+        tick = time.perf_counter()
+        findings = schema_findings(self.pg, self.schema, self.plan, self.tables)
+        seconds["schema"] = time.perf_counter() - tick
+        actual = pg_columns(self.pg, self.schema)
+        shapes = [self._shape(t, actual) for t in self.tables]
+        excluded = {t.name: _excluded(t, self.rejects.get(t.name, [])) for t in self.tables}
+
+        tick = time.perf_counter()
+        counts = [self._count(t, actual) for t in self.tables]
+        seconds["counts"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        for shape in shapes:
+            if shape is not None:
+                findings += profile_findings(
+                    self.sqlite, self.pg, shape, excluded.get(shape.name), self.timezone
+                )
+        seconds["profiles"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        checksums = self._checksums([s for s in shapes if s is not None], excluded)
+        seconds["checksums"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        present = set(actual)
+        findings += integrity_findings(self.pg, self.schema, self.tables, present)
+        seconds["integrity"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        queries = self._queries()
+        seconds["queries"] = time.perf_counter() - tick
+        return findings, counts, checksums, queries
+
+    def _shape(self, table: PlanTable, actual: dict[str, Any]) -> TableShape | None:
+        columns = {c.name: c.pg_type for c in actual.get(truncated_pg_name(table.name), [])}
+        if not columns:
+            return None
+        both = tuple(
+            (c.name, columns[truncated_pg_name(c.name)])
+            for c in table.columns
+            if truncated_pg_name(c.name) in columns
+        )
+        return TableShape(table.name, both, table.primary_key, not table.without_rowid, self.schema)
+
+    def _count(self, table: PlanTable, actual: dict[str, Any]) -> CountRow:
+        (source,) = self.sqlite.execute(
+            f"SELECT count(*) FROM {sqlite_ident(table.name)}"  # noqa: S608
+        ).fetchone()
+        target = -1
+        if truncated_pg_name(table.name) in actual:
+            row = self.pg.execute(
+                f"SELECT count(*) FROM {pg_ident(self.schema)}.{pg_ident(table.name)}".encode()  # noqa: S608
+            ).fetchone()
+            target = int(row[0]) if row else 0
+        return CountRow(table.name, int(source), len(self.rejects.get(table.name, [])), target)
+
+    def _checksums(
+        self, shapes: list[TableShape], excluded: dict[str, Excluded]
+    ) -> list[TableChecksum]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        out: list[TableChecksum] = []
+        show = self.opts.progress and self.console is not None
+        bar = Progress(
+            TextColumn("row checksums {task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not show,
+        )
+        with bar, ThreadPoolExecutor(max_workers=1) as pool:
+            task = bar.add_task("", total=len(shapes))
+            for shape in sorted(shapes, key=lambda s: s.name):
+                bar.update(task, description=shape.name[:40])
+                comparer = TableComparer(
+                    self.sqlite, self.pg, shape, excluded.get(shape.name), self.timezone, pool
+                )
+                out.append(comparer.compare())
+                bar.advance(task)
+        order = {t.name: i for i, t in enumerate(self.tables)}
+        return sorted(out, key=lambda c: order.get(c.table, 0))
+
+    def _queries(self) -> list[QueryResult]:
+        if self.opts.skip_queries:
+            return []
+        if self.opts.queries is not None:
+            named = read_queries(self.opts.queries)
+        elif {t.name for t in self.plan.tables} >= REFERENCE_TABLES:
+            named = reference_queries(self.sqlite)
+        else:
+            return []
+        self.pg.execute(f"SET search_path TO {pg_ident(self.schema)}".encode())
+        return [
+            run_query(q, self.sqlite, self.pg, self.plan, self.opts.repeat, self.timezone)
+            for q in named
+        ]
