@@ -18,7 +18,7 @@ import psycopg
 
 from migrate.names import pg_ident, sqlite_ident
 from migrate.validate.canonical import RowCanon, base_type, conversion_of, value_form
-from migrate.validate.checksums import Excluded, TableShape
+from migrate.validate.checksums import Excluded, TableShape, lenient
 from migrate.validate.schema import Finding
 
 MAX_EXCLUDED = 5_000  # more rejected rows than this: their profiles are not compared
@@ -103,10 +103,13 @@ def profile_findings(
     if not layout:
         return []
     clause, params = where
-    source = sqlite.execute(
-        f"SELECT {', '.join(sqlite_sql)} FROM {sqlite_ident(shape.name)}{clause}",  # noqa: S608
-        params,
-    ).fetchone()
+    query = f"SELECT {', '.join(sqlite_sql)} FROM {sqlite_ident(shape.name)}{clause}"  # noqa: S608
+    try:
+        source = sqlite.execute(query, params).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc).lower():
+            raise
+        source = lenient(sqlite).execute(query, params).fetchone()
     table = f"{pg_ident(shape.pg_schema)}.{pg_ident(shape.name)}"
     target = pg.execute(f"SELECT {', '.join(pg_sql)} FROM {table}".encode()).fetchone()  # noqa: S608
     assert source is not None and target is not None
