@@ -138,7 +138,8 @@ FAULTS = {
     ),
     "changed BLOB byte": (
         [
-            "UPDATE artifacts SET fingerprint = set_byte(fingerprint, 3, (get_byte(fingerprint, 3) + 1) % 256) WHERE id = 43"
+            "UPDATE artifacts SET fingerprint = "
+            + "set_byte(fingerprint, 3, 255 - get_byte(fingerprint, 3)) WHERE id = 43"
         ],
         {("rows", "artifacts", "changed id=43 fingerprint")},
         {("artifacts", "column fingerprint")},
