@@ -138,7 +138,7 @@ FAULTS = {
     ),
     "changed BLOB byte": (
         [
-            "UPDATE artifacts SET fingerprint = "
+            "UPDATE artifacts SET fingerprint = "  # noqa: S608 - a fixed statement
             + "set_byte(fingerprint, 3, 255 - get_byte(fingerprint, 3)) WHERE id = 43"
         ],
         {("rows", "artifacts", "changed id=43 fingerprint")},
