@@ -47,8 +47,11 @@ _JULIAN_DAY = (2_444_239.5, 2_488_069.5)
 
 # PostgreSQL's integer ranges by type; bigint holds every SQLite integer.
 _INT_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1)}
-_INTEGER_TEXT = re.compile(r"[+-]?\d+")
-_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# ASCII digits only: Python's int() and float() also read other scripts' digits ('١٢').
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_FRACTION = re.compile(r"[T ]\d{2}:\d{2}:\d{2}\.(\d+)")
+_NUMERIC_SCALE = re.compile(r"numeric\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 _EXACT_FLOAT_INT = 2**53
 _BOOLEANS: dict[object, bool | None] = {None: None, 0: False, 1: True, "0": False, "1": True}
 _EPOCH_2000_JULIAN = 2_451_544.5  # julian day number of 2000-01-01 00:00 UTC
@@ -79,6 +82,9 @@ class TableSpec:
     primary_key: tuple[str, ...]
     without_rowid: bool
     timezone: str | None = None
+    # How SQL names the rowid: "rowid", unless a column is called that (then "_rowid_" or
+    # "oid"); None for a table without one, or whose columns take all three names.
+    rowid: str | None = "rowid"
 
     @property
     def column_names(self) -> list[str]:
@@ -177,7 +183,25 @@ def _to_float(value: object) -> float:
     raise Rejected(f"{storage_class(value)} value in a double precision column")
 
 
-def _to_numeric(value: object) -> Decimal:
+def _to_numeric(pg_type: str) -> Callable[[object], Decimal]:
+    match = _NUMERIC_SCALE.fullmatch(pg_type.replace(" ", "")) or _NUMERIC_SCALE.fullmatch(pg_type)
+    if match is None:
+        return _to_decimal
+    precision, scale = int(match.group(1)), int(match.group(2) or 0)
+
+    def convert(value: object) -> Decimal:
+        number = _to_decimal(value)
+        # PostgreSQL would round to the scale (and refuse too many digits): never silently.
+        if number.is_finite() and number != number.quantize(Decimal(1).scaleb(-scale)):
+            raise Rejected(f"{number} has more decimal places than {pg_type} keeps")
+        if number.is_finite() and number.adjusted() >= precision - scale:
+            raise Rejected(f"{number} does not fit {pg_type}")
+        return number
+
+    return convert
+
+
+def _to_decimal(value: object) -> Decimal:
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
     if isinstance(value, float):
@@ -217,11 +241,16 @@ def _from_number(value: float) -> dt.datetime:
     if shape == "epoch_ms":
         return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
     if shape == "julian_day":
-        return _EPOCH_2000 + dt.timedelta(days=float(value) - _EPOCH_2000_JULIAN)
+        # SQLite's own date functions keep Julian days to the millisecond.
+        ms = round((float(value) - _EPOCH_2000_JULIAN) * 86_400_000)
+        return _EPOCH_2000 + dt.timedelta(milliseconds=ms)
     raise Rejected(f"number {value!r} is not a timestamp (nor a plausible epoch or Julian day)")
 
 
 def _parse_iso(value: str) -> dt.datetime:
+    fraction = _FRACTION.search(value)
+    if fraction is not None and len(fraction.group(1)) > 6:
+        raise Rejected("timestamp is more precise than a microsecond: PostgreSQL would round it")
     try:
         return dt.datetime.fromisoformat(value)
     except ValueError:
@@ -323,11 +352,12 @@ def strict_converter(column: ColumnSpec, zone: dt.tzinfo) -> Callable[[object], 
     conversion = column.conversion
     if conversion == "integer":
         return _to_integer(column.pg_type)
+    if conversion == "numeric":
+        return _to_numeric(column.pg_type)
     if conversion == "timestamptz":
         return _to_timestamptz(zone)
     table: dict[str, Callable[[object], object]] = {
         "float": _to_float,
-        "numeric": _to_numeric,
         "boolean": _to_boolean,
         "timestamp": _to_timestamp,
         "date": _to_date,
@@ -364,6 +394,10 @@ def _fast_expression(i: int, column: ColumnSpec) -> tuple[str, str | None]:
         return v, None
     if column.conversion == "boolean":
         return f"_f{i}[{v}]", "booleans"
+    if column.conversion == "timestamp":
+        # 26 characters hold a timestamp to the microsecond; longer text (more digits, an
+        # offset) goes to the strict converter, which refuses what would be cut.
+        return f"(None if {v} is None else _f{i}({v}) if len({v}) <= 26 else _s{i}({v}))", "time"
     return f"(None if {v} is None else _f{i}({v}))", "convert"
 
 
@@ -381,13 +415,16 @@ def fast_converter(
             names[f"_f{i}"] = _BOOLEANS
         elif helper == "convert":
             names[f"_f{i}"] = _fast_function(column, zone)
+        elif helper == "time":
+            names[f"_f{i}"] = dt.datetime.fromisoformat
+            names[f"_s{i}"] = strict_converter(column, zone)
     if all(p == f"v{i}" for i, p in enumerate(parts)):
         return _unchanged
     variables = ", ".join(f"v{i}" for i in range(len(parts)))
     # The code is built from indexes and helper names only: no value or name of the source
     # database reaches it.
     source = f"lambda rows: [({', '.join(parts)},) for ({variables},) in rows]"
-    return eval(source, {"__builtins__": {}, **names})  # type: ignore[no-any-return]  # noqa: S307
+    return eval(source, {"__builtins__": {"len": len}, **names})  # type: ignore[no-any-return]  # noqa: S307
 
 
 def _unchanged(rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:

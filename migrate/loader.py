@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,22 +125,26 @@ class ChunkLoader:
         convert = self._fast[chunk.table]
         result = ChunkResult(chunk)
 
-        def rows() -> Iterator[Sequence[Any]]:
+        def rows() -> Generator[Sequence[Any], None, None]:
             for batch in read_fast(self.sqlite, spec, chunk):
                 converted = convert(batch)
                 result.read += len(batch)
                 self.progress(chunk, result.read)
                 yield converted
 
-        async with self.con.transaction():
-            await state.check_owner(self.con, self.run_id, self.owner)
-            await self.con.copy_records_to_table(
-                spec.name,
-                records=itertools.chain.from_iterable(rows()),
-                columns=spec.column_names,
-            )
-            result.loaded = result.read
-            await self._record(result)
+        stream = rows()
+        try:
+            async with self.con.transaction():
+                await state.check_owner(self.con, self.run_id, self.owner)
+                await self.con.copy_records_to_table(
+                    spec.name,
+                    records=itertools.chain.from_iterable(stream),
+                    columns=spec.column_names,
+                )
+                result.loaded = result.read
+                await self._record(result)
+        finally:
+            stream.close()  # ends SQLite's read at once when the COPY stopped early
         return result
 
     async def _load_careful(self, chunk: Chunk) -> ChunkResult:

@@ -176,6 +176,12 @@ def _collect(
     in_flight: dict[tuple[str, int], int] = {}
     loaded_rows = dict(done_rows)
     while True:
+        dead = [p for p in procs if p.exitcode not in (0, None)]
+        if dead:
+            return CopyError(
+                f"a copy worker died (exit code {dead[0].exitcode}); the chunks committed "
+                "so far are kept: run `harness migrate run --resume`"
+            )
         try:
             event = events.get(timeout=_EVENT_WAIT_S)
         except queue.Empty:
@@ -192,12 +198,6 @@ def _collect(
                         )
                     break
             else:
-                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
-                if dead:
-                    return CopyError(
-                        f"a copy worker died (exit code {dead[0].exitcode}); the chunks "
-                        "committed so far are kept: run `harness migrate run --resume`"
-                    )
                 continue
         kind = event[0]
         if kind == "progress":

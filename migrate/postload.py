@@ -90,11 +90,16 @@ class PostLoad:
                         await state.mark_step(con, self.run_id, name)
                     break
                 except asyncpg.PostgresError as exc:
+                    message = _message(exc)
                     if conflict is not None and isinstance(exc, conflict) and attempt == 0:
                         assert on_conflict is not None
-                        rejected += await on_conflict(con)
-                        continue
-                    message = _message(exc)
+                        try:
+                            rejected += await on_conflict(con)
+                            continue
+                        except asyncpg.PostgresError as cleaning:
+                            message = f"{message}; removing the rows in the way failed: " + (
+                                _message(cleaning)
+                            )
                     await state.mark_step(con, self.run_id, name, ok=False, detail=message)
                     outcome = StepOutcome(
                         name, False, time.perf_counter() - started, message, rejected
@@ -258,6 +263,7 @@ class PostLoad:
             return
         # One of them fails for another reason: add them one by one, so the others stand.
         self.outcomes.remove(outcome)
+        failed = []
         for _table, fk in fks:
             sql = fk.sql
             assert sql is not None
@@ -265,9 +271,19 @@ class PostLoad:
             async def one(con: asyncpg.Connection, sql: str = sql) -> None:
                 await con.execute(sql)
 
-            await self._step(f"foreign_key:{fk.name}", one)
+            single = await self._step(
+                f"foreign_key:{fk.name}",
+                one,
+                on_conflict=clean,
+                conflict=asyncpg.ForeignKeyViolationError,
+            )
+            if not single.ok:
+                failed.append(fk.name)
         async with self.pool.acquire() as con:
-            await state.mark_step(con, self.run_id, "foreign_keys", ok=True, detail="one by one")
+            # Done only when every key stands; otherwise a resume tries the phase again.
+            await state.mark_step(
+                con, self.run_id, "foreign_keys", ok=not failed, detail={"failed": failed}
+            )
 
     # -- views, sequences, statistics ------------------------------------------------------
     async def views(self) -> None:

@@ -8,6 +8,7 @@ is not valid UTF-8 becomes one rejected value instead of an error for the whole 
 
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -71,34 +72,57 @@ def plan_chunks(
     """
     if rows == 0:
         return []
-    if spec.without_rowid:
+    if spec.rowid is None:
         return [Chunk(spec.name, 0, None, None, rows)]
-    name = sqlite_ident(spec.name)
-    low, high = conn.execute(f"SELECT min(rowid), max(rowid) FROM {name}").fetchone()  # noqa: S608
+    name, rowid = sqlite_ident(spec.name), spec.rowid
+    low, high = conn.execute(f"SELECT min({rowid}), max({rowid}) FROM {name}").fetchone()  # noqa: S608
     if low is None:
         return []
     count = max(1, math.ceil(rows / chunk_rows))
-    start = low - 1
-    span = high - start
+    if count > 1 and high - low + 1 > 2 * rows:
+        edges = _edges_by_position(conn, spec, chunk_rows)
+    else:
+        # Dense rowids (the usual case): equal spans hold about equal rows.
+        start, span = low - 1, high - low + 1
+        edges = [start + span * i // count for i in range(count + 1)]
     chunks: list[Chunk] = []
-    for i in range(count):
-        lo = start + span * i // count
-        hi = start + span * (i + 1) // count
+    for lo, hi in itertools.pairwise(edges):
         if hi > lo:
             chunks.append(Chunk(spec.name, len(chunks), lo, hi, max(1, rows // count)))
     return chunks
 
 
-def _where(chunk: Chunk) -> tuple[str, tuple[int, ...]]:
-    if chunk.low is None or chunk.high is None:
+def _edges_by_position(conn: sqlite3.Connection, spec: TableSpec, chunk_rows: int) -> list[int]:
+    """Chunk edges every ``chunk_rows`` rows, for sparse rowids (one scan of the rowids)."""
+    assert spec.rowid is not None
+    cursor = conn.execute(
+        f"SELECT {spec.rowid} FROM {sqlite_ident(spec.name)} ORDER BY {spec.rowid}"  # noqa: S608
+    )
+    edges: list[int] = []
+    seen, last = 0, None
+    while batch := cursor.fetchmany(BATCH_ROWS * 4):
+        for (value,) in batch:
+            if seen % chunk_rows == 0:
+                edges.append(value - 1)
+            seen += 1
+            last = value
+    if last is not None:
+        edges.append(last)
+    return edges
+
+
+def _where(spec: TableSpec, chunk: Chunk) -> tuple[str, tuple[int, ...]]:
+    if chunk.low is None or chunk.high is None or spec.rowid is None:
         return "", ()
-    return " WHERE rowid > ? AND rowid <= ?", (chunk.low, chunk.high)
+    return f" WHERE {spec.rowid} > ? AND {spec.rowid} <= ?", (chunk.low, chunk.high)
 
 
 def _order(spec: TableSpec) -> str:
-    if spec.without_rowid:
-        return ", ".join(sqlite_ident(c) for c in spec.primary_key)
-    return "rowid"
+    if spec.rowid is not None:
+        return f" ORDER BY {spec.rowid}"
+    if spec.primary_key:
+        return " ORDER BY " + ", ".join(sqlite_ident(c) for c in spec.primary_key)
+    return ""
 
 
 def read_fast(
@@ -109,8 +133,8 @@ def read_fast(
     Raises ``sqlite3.OperationalError`` at a text value that is not UTF-8.
     """
     cols = ", ".join(sqlite_ident(c) for c in spec.column_names)
-    where, params = _where(chunk)
-    query = f"SELECT {cols} FROM {sqlite_ident(spec.name)}{where} ORDER BY {_order(spec)}"  # noqa: S608
+    where, params = _where(spec, chunk)
+    query = f"SELECT {cols} FROM {sqlite_ident(spec.name)}{where}{_order(spec)}"  # noqa: S608
     cursor = conn.execute(query, params)
     try:
         while rows := cursor.fetchmany(batch):
@@ -133,9 +157,9 @@ def read_careful(
     :func:`open_careful`: text that is not UTF-8 comes back as :class:`InvalidText`."""
     names = spec.column_names
     cols = ", ".join(f"{sqlite_ident(c)}, typeof({sqlite_ident(c)})" for c in names)
-    rowid = "NULL" if spec.without_rowid else "rowid"
-    where, params = _where(chunk)
-    query = f"SELECT {rowid}, {cols} FROM {sqlite_ident(spec.name)}{where} ORDER BY {_order(spec)}"  # noqa: S608
+    rowid = spec.rowid or "NULL"
+    where, params = _where(spec, chunk)
+    query = f"SELECT {rowid}, {cols} FROM {sqlite_ident(spec.name)}{where}{_order(spec)}"  # noqa: S608
     cursor = conn.execute(query, params)
     try:
         while rows := cursor.fetchmany(batch):

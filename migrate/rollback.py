@@ -9,14 +9,12 @@ the error says what is in the way.
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from migrate import state
 from migrate.errors import TargetError
 from migrate.names import pg_ident
-from migrate.target import connect
+from migrate.target import connect, run_guarded
 
 
 async def drop_run(con: asyncpg.Connection, run: state.RunRecord) -> list[tuple[str, str]]:
@@ -50,7 +48,7 @@ def rollback_migration(
     url: str, run_id: str | None = None
 ) -> tuple[state.RunRecord, list[tuple[str, str]]]:
     """Roll back ``run_id`` (default: the newest run) in the database at ``url``."""
-    return asyncio.run(_rollback(url, run_id))
+    return run_guarded(_rollback(url, run_id))
 
 
 async def _rollback(url: str, run_id: str | None) -> tuple[state.RunRecord, list[tuple[str, str]]]:

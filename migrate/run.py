@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 from rich.console import Console
@@ -35,12 +35,20 @@ from migrate.postload import PostLoad, StepOutcome
 from migrate.reader import DEFAULT_CHUNK_ROWS, Chunk, plan_chunks
 from migrate.rollback import drop_run
 from migrate.sqlite_file import Integrity, open_source
-from migrate.target import check_rights, connect, drop_existing, existing, libpq_url
+from migrate.target import (
+    check_rights,
+    connect,
+    drop_existing,
+    existing,
+    libpq_url,
+    run_guarded,
+)
 from migrate.worker import WorkerSetup
 
 EXIT_REJECTED = 25  # finished; some rows are in the rejects
 EXIT_OBJECTS_FAILED = 30  # finished; PostgreSQL refused some planned objects
 IfExists = Literal["fail", "replace"]
+T = TypeVar("T")
 
 
 def default_workers() -> int:
@@ -181,8 +189,15 @@ def table_specs(plan: Plan) -> dict[str, TableSpec]:
             for c in table.columns
             if c.loaded
         )
+        names = {c.name.lower() for c in table.columns}
+        rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in names), None)
         specs[table.name] = TableSpec(
-            table.name, columns, table.primary_key, table.without_rowid, plan.timezone
+            table.name,
+            columns,
+            table.primary_key,
+            table.without_rowid,
+            plan.timezone,
+            None if table.without_rowid else rowid,
         )
     return specs
 
@@ -217,13 +232,15 @@ def run_migration(opts: MigrateOptions, console: Console | None = None) -> Migra
     url = postgres_url(opts.pg_url)
     check_postgres(url)
     # The workers start now and load their modules while the source is planned.
+    # Taken before the source is read: a change while it is planned or copied is caught.
+    fingerprint = source_fingerprint(path) if path.is_file() else {}
     with WorkerPool(opts.workers or default_workers()) as pool:
         plan = make_plan(
             path, overrides=opts.overrides, timezone=opts.timezone, integrity=opts.integrity
         )
-        job = _Migration(opts, path, url, plan, console, pool)
+        job = _Migration(opts, path, url, plan, console, pool, fingerprint)
         job.seconds["plan"] = time.perf_counter() - started
-        return asyncio.run(job.run(started))
+        return job.execute(started)
 
 
 class _Migration:
@@ -235,6 +252,7 @@ class _Migration:
         plan: Plan,
         console: Console | None,
         pool: WorkerPool,
+        fingerprint: dict[str, Any],
     ) -> None:
         self.opts = opts
         self.pool = pool
@@ -245,7 +263,7 @@ class _Migration:
         self.workers = opts.workers or default_workers()
         self.specs = table_specs(plan)
         self.seconds: dict[str, float] = {}
-        self.fingerprint = source_fingerprint(path)
+        self.fingerprint = fingerprint
         self.digest = plan_digest(plan)
         self.resumed = False
         self.current: state.RunRecord | None = None
@@ -254,7 +272,23 @@ class _Migration:
         if self.console is not None:
             self.console.print(text, markup=False, highlight=False)
 
-    async def run(self, started: float) -> MigrationResult:
+    def execute(self, started: float) -> MigrationResult:
+        """Prepare, copy, finish. The copy runs outside any event loop, so Ctrl-C stops it
+        at once (asyncio would only cancel a task, after the copy)."""
+        run, pending, done_rows = run_guarded(self._prepare())
+        self.current = run
+        try:
+            self._copy(run, pending, done_rows)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                asyncio.run(self._stopped())
+            raise
+        result = run_guarded(self._complete(run, started))
+        out_dir = Path(run.out_dir)
+        (out_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
+        return result
+
+    async def _prepare(self) -> tuple[state.RunRecord, list[Chunk], dict[str, int]]:
         con = await connect(self.url, self.opts.schema)
         try:
             creates_schema = await check_rights(con, self.opts.schema)
@@ -262,19 +296,48 @@ class _Migration:
                 run = await self._resume(con)
             else:
                 run = await self._start(con, creates_schema)
-            self.current = run
-            out_dir = Path(run.out_dir)
-            await self._copy(con, run, out_dir)
+            done = await state.chunks_done(con, run.id)
+        finally:
+            await con.close()
+        loaded = {(c.table, c.index) for c in done}
+        done_rows: dict[str, int] = {}
+        for c in done:
+            done_rows[c.table] = done_rows.get(c.table, 0) + c.read
+        return run, [c for c in run.chunks if (c.table, c.index) not in loaded], done_rows
+
+    async def _complete(self, run: state.RunRecord, started: float) -> MigrationResult:
+        con = await connect(self.url, self.opts.schema)
+        try:
+            loaded = {(c.table, c.index) for c in await state.chunks_done(con, run.id)}
+            missing = [c for c in run.chunks if (c.table, c.index) not in loaded]
+            if missing:
+                raise CopyError(
+                    f"{len(missing)} of {len(run.chunks)} chunks were not loaded (first: "
+                    f"table {missing[0].table!r}); run `harness migrate run --resume` to load them"
+                )
+            if source_fingerprint(self.path) != self.fingerprint:
+                raise ResumeError(
+                    f"{self.path} changed while it was being copied: the copy may mix two "
+                    "versions of the data; roll back (`harness migrate rollback`) and migrate "
+                    "a quiet copy (sqlite3 SRC '.backup copy.db')"
+                )
+            await state.set_phase(con, run.id, "keys")
             failed = await self._finish(run)
-            result = await self._result(con, run, out_dir, failed, started)
+            result = await self._result(con, run, Path(run.out_dir), failed, started)
             await state.set_phase(con, run.id, "done", "done")
         except BaseException:
             await self._mark_stopped(con)
             raise
         finally:
             await con.close()
-        (out_dir / "summary.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
         return result
+
+    async def _stopped(self) -> None:
+        con = await connect(self.url, self.opts.schema)
+        try:
+            await self._mark_stopped(con)
+        finally:
+            await con.close()
 
     # -- starting and resuming -------------------------------------------------------------
     async def _start(self, con: asyncpg.Connection, creates_schema: bool) -> state.RunRecord:
@@ -403,12 +466,8 @@ class _Migration:
         return run
 
     # -- the copy and what follows ---------------------------------------------------------
-    async def _copy(self, con: asyncpg.Connection, run: state.RunRecord, out_dir: Path) -> None:
-        done = {(c.table, c.index) for c in await state.chunks_done(con, run.id)}
-        pending = [c for c in run.chunks if (c.table, c.index) not in done]
-        done_rows: dict[str, int] = {}
-        for c in await state.chunks_done(con, run.id):
-            done_rows[c.table] = done_rows.get(c.table, 0) + c.read
+    def _copy(self, run: state.RunRecord, pending: list[Chunk], done_rows: dict[str, int]) -> None:
+        out_dir = Path(run.out_dir)
         setup = WorkerSetup(
             url=libpq_url(self.url),
             schema=run.target_schema,
@@ -430,14 +489,6 @@ class _Migration:
             show_progress=self.opts.progress,
         )
         self.seconds["copy"] = time.perf_counter() - tick
-        loaded = {(c.table, c.index) for c in await state.chunks_done(con, run.id)}
-        missing = [c for c in run.chunks if (c.table, c.index) not in loaded]
-        if missing:
-            raise CopyError(
-                f"{len(missing)} of {len(run.chunks)} chunks were not loaded (first: table "
-                f"{missing[0].table!r}); run `harness migrate run --resume` to load them"
-            )
-        await state.set_phase(con, run.id, "keys")
 
     async def _finish(self, run: state.RunRecord) -> list[StepOutcome]:
         settings = {

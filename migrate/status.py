@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -10,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from migrate import state
-from migrate.target import connect
+from migrate.target import connect, run_guarded
 
 
 @dataclass
@@ -47,7 +46,7 @@ class RunStatus:
 
 def migration_status(url: str) -> list[RunStatus]:
     """Every run recorded in the database at ``url``, newest first."""
-    return asyncio.run(_status(url))
+    return run_guarded(_status(url))
 
 
 async def _status(url: str) -> list[RunStatus]:

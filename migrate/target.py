@@ -9,8 +9,9 @@ before anything is written.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -23,6 +24,28 @@ from migrate.state import SCHEMA as STATE_SCHEMA
 CONNECT_TIMEOUT_S = 10.0
 _KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "i": "index"}
 _KINDS.update({"S": "sequence", "f": "foreign table", "I": "index"})
+
+
+T = TypeVar("T")
+
+
+def run_guarded(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; the server failing or another process taking a run over becomes the
+    migration's one-line error (the state keeps what was done, for --resume)."""
+    from migrate.errors import CopyError
+    from migrate.state import SupersededError
+
+    try:
+        return asyncio.run(work)
+    except SupersededError:
+        raise CopyError(
+            "another `harness migrate` process took this run over (a --resume or a rollback)"
+        ) from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise CopyError(
+            f"PostgreSQL failed: {' '.join(str(exc).split())}; what was done is recorded: "
+            "fix the cause and run the command again (`migrate run --resume` for a copy)"
+        ) from None
 
 
 def libpq_url(url: str) -> str:
@@ -143,7 +166,7 @@ class TargetReport:
 
 def inspect_target(url: str, schema: str, names: Iterable[str]) -> TargetReport:
     """Read-only look at the target: rights, relations in the way, unfinished runs."""
-    return asyncio.run(_inspect(url, schema, list(names)))
+    return run_guarded(_inspect(url, schema, list(names)))
 
 
 async def _inspect(url: str, schema: str, names: list[str]) -> TargetReport:

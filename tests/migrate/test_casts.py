@@ -181,7 +181,7 @@ def test_null_primary_keys_are_rejects(make_db: MakeDb) -> None:
         ("timestamp with time zone", ("timestamptz", "timestamptz")),
         ("float8", ("double precision", "float")),
         ("int4", ("integer", "integer")),
-        ("uuid", ("uuid", "text")),
+        ("varchar(10)", ("varchar(10)", "text")),
         ("bytea", ("bytea", "bytes")),
     ],
 )
@@ -195,3 +195,9 @@ def test_source_as_a_sqlite_url_and_generated_columns(make_db: MakeDb) -> None:
     table = plan.table("g")
     assert table.column("n").loaded and not table.column("twice").loaded
     assert table.column("twice").generated is not None
+
+
+@pytest.mark.parametrize("given", ["uuid", "time", "interval", "integer[]", "money", "inet"])
+def test_types_the_copy_cannot_load_exactly_are_refused(given: str) -> None:
+    with pytest.raises(PlanOptionError, match="cannot load that type exactly"):
+        parse_pg_type(given)

@@ -171,3 +171,36 @@ def test_hostile_names_migrate_as_themselves(
     assert '"' not in files[0].name and " " not in files[0].name
     (record,) = [json.loads(line) for line in files[0].read_text().splitlines()]
     assert record["table"] == hostile and record["column"] == column
+
+
+def test_a_column_named_rowid_does_not_hide_the_rowid(
+    make_db: MakeDb, tmp_path: Path, pg_database: str
+) -> None:
+    rows = [(f"r{i}", i) for i in range(50)] + [(None, 50)]
+    source = make_db(["CREATE TABLE t (rowid TEXT, n INTEGER)"], {"t": rows})
+    result = migrate(source, pg_database, tmp_path, chunk_rows=10)
+    assert result.exit_code == 0 and result.rows_loaded == 51
+    assert pg_rows(pg_database, 'SELECT count(*), count("rowid") FROM t') == [(51, 50)]
+
+
+def test_a_source_written_during_the_run_fails_it(
+    make_db: MakeDb, tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import migrate.run as run_module
+    from migrate.errors import ResumeError
+
+    source = make_db(["CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)"], {"t": [(1, 1)]})
+    planned = run_module.make_plan  # type: ignore[attr-defined]
+
+    def plan_then_write(*args: Any, **kwargs: Any) -> Any:
+        plan = planned(*args, **kwargs)
+        conn = sqlite3.connect(source)
+        conn.execute("UPDATE t SET n = 7.5")  # a writer after the profile: 7.5 in INTEGER
+        conn.commit()
+        conn.close()
+        return plan
+
+    monkeypatch.setattr(run_module, "make_plan", plan_then_write)
+    with pytest.raises(ResumeError, match="changed while it was being copied") as err:
+        migrate(source, pg_database, tmp_path)
+    assert err.value.exit_code == 28

@@ -163,3 +163,33 @@ def test_rollback_stops_when_something_else_depends_on_a_migrated_table(
     assert out.exit_code == TargetError.exit_code
     assert "nothing was dropped" in out.output and "report" in out.output
     assert relations(pg_database) == before
+
+
+def test_ctrl_c_stops_the_copy_at_once_and_resume_finishes(
+    larger_db: Path, pg_database: str, tmp_path: Path
+) -> None:
+    command = [
+        sys.executable, "-m", "harness.cli", "migrate", "run", str(larger_db),
+        "--pg", pg_database, "--workers", "2", "--chunk-rows", "1000", "--no-progress",
+        "--runs-dir", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )
+    deadline = time.monotonic() + WAIT_S
+    while chunks_loaded(pg_database) < KILL_AFTER_CHUNKS:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the copy never started"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
+    proc.wait(timeout=60)
+    assert proc.returncode == 29, log.read_text()
+    assert "interrupted" in log.read_text()
+    assert chunks_loaded(pg_database) < 115
+    assert pg_rows(pg_database, "SELECT status, phase FROM harness_migrate.runs") == [
+        ("stopped", "copy")
+    ]
+    result = migrate(larger_db, pg_database, tmp_path, resume=True)
+    assert result.exit_code == 0 and result.rows_loaded == result.rows_read
