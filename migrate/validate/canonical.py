@@ -122,6 +122,21 @@ def _key_order(key: str) -> tuple[int, bytes]:
     return len(raw), raw
 
 
+_KEY_ORDERS: dict[tuple[str, ...], list[str]] = {}
+_KEY_ORDERS_MAX = 4_096
+
+
+def _ordered_keys(value: dict[str, Any]) -> list[str]:
+    # Objects of one column mostly share their keys: sort each key set once.
+    given = tuple(value)
+    found = _KEY_ORDERS.get(given)
+    if found is None:
+        found = sorted(given, key=_key_order)
+        if len(_KEY_ORDERS) < _KEY_ORDERS_MAX:
+            _KEY_ORDERS[given] = found
+    return found
+
+
 def _jsonb_text(value: Any) -> str:
     """``value`` written the way PostgreSQL's jsonb prints it."""
     cls = value.__class__
@@ -132,8 +147,8 @@ def _jsonb_text(value: Any) -> str:
     if cls is dict:
         # jsonb keeps the last of duplicate keys (so does json.loads) and orders keys by
         # length, then bytes.
-        keys = sorted(value, key=_key_order) if len(value) > 1 else list(value)
-        return "{" + ", ".join(f"{_quote(k)}: {_jsonb_text(value[k])}" for k in keys) + "}"
+        keys = _ordered_keys(value) if len(value) > 1 else list(value)
+        return "{" + ", ".join([f"{_quote(k)}: {_jsonb_text(value[k])}" for k in keys]) + "}"
     if cls is list:
         return "[" + ", ".join([_jsonb_text(v) for v in value]) + "]"
     if value is True:
@@ -161,9 +176,22 @@ def _numeric_text(value: Decimal, *, keep_scale: bool = False) -> str:
     return format(value.normalize(), "f")
 
 
+# One decoder for every value (json.loads with options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def jsonb_form(text: str) -> str:
     """The text PostgreSQL's jsonb gives back for the JSON ``text``."""
-    return _jsonb_text(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+    return _jsonb_text(_DECODER.decode(text))
+
+
+def jsonb_value_form(text: str) -> str:
+    """:func:`jsonb_form`, length-prefixed: the canonical form of a jsonb value."""
+    try:
+        form = jsonb_form(text)
+    except ValueError:
+        return "!text is not valid JSON"
+    return f"{len(form)}:{form}"
 
 
 def _textual(value: str) -> str:

@@ -17,6 +17,7 @@ Rows the migration rejected (its ``rejects/`` files) are left out of the SQLite 
 from __future__ import annotations
 
 import bisect
+import functools
 import sqlite3
 import time
 from collections import Counter
@@ -52,6 +53,7 @@ class TableShape:
     primary_key: tuple[str, ...]
     has_rowid: bool
     pg_schema: str = "public"
+    rows: int = 0  # SQLite's row count, to schedule the largest tables first
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class TableComparer:
         self._row_sql = pg_row_expression(shape.columns)
         self._cols_sqlite = ", ".join(sqlite_ident(c) for c in names) or "NULL"
         self._select_rowid = "rowid, " if shape.has_rowid else "NULL, "
+        self._whole_range = _Range(0, 0)
 
     # -- entry -----------------------------------------------------------------------------
     def compare(self) -> TableChecksum:
@@ -214,20 +217,26 @@ class TableComparer:
     def _sqlite_buckets(self, key: str, rng: _Range, bounds: list[int]) -> dict[int, list[int]]:
         """bucket -> [rows, hash sum] over the SQLite rows of ``rng``."""
         position = [c for c, _ in self.shape.columns].index(key)
-        out: dict[int, list[int]] = {}
-        where = f" WHERE {sqlite_ident(key)} >= ? AND {sqlite_ident(key)} < ?"
-        for rows in self._sqlite_rows(where, (rng.low, rng.high)):
-            texts = self.texts(rows)
-            for row, text in zip(rows, texts, strict=True):
-                bucket = bisect.bisect_right(bounds, row[position])
-                slot = out.get(bucket)
-                if slot is None:
-                    out[bucket] = [1, row_hash(text)]
-                else:
-                    slot[0] += 1
-                    slot[1] += row_hash(text)
+        counts = [0] * (len(bounds) + 1)
+        sums = [0] * (len(bounds) + 1)
+        params: tuple[int, ...] = ()
+        if rng == self._whole_range:
+            # The whole table: a scan in storage order beats a walk of the key's index.
+            where = ""
+        else:
+            where = f" WHERE {sqlite_ident(key)} >= ? AND {sqlite_ident(key)} < ?"
+            params = (rng.low, rng.high)
+        place = functools.partial(bisect.bisect_right, bounds)
+        for rows in self._sqlite_rows(where, params):
+            for bucket, hashed in zip(
+                map(place, [row[position] for row in rows]),
+                map(row_hash, self.texts(rows)),
+                strict=True,
+            ):
+                counts[bucket] += 1
+                sums[bucket] += hashed
         self.result.range_queries += 1
-        return out
+        return {b: [counts[b], sums[b]] for b in range(len(counts)) if counts[b]}
 
     # -- PostgreSQL side -------------------------------------------------------------------
     def _pg_buckets(self, key: str, rng: _Range, bounds: list[int]) -> dict[int, list[int]]:
@@ -260,7 +269,8 @@ class TableComparer:
         highs = [v for v in (high, pg_high) if v is not None]
         if not lows:
             return
-        todo = [_Range(min(lows), max(highs) + 1)]
+        self._whole_range = _Range(min(lows), max(highs) + 1)
+        todo = [self._whole_range]
         first = True
         while todo:
             rng = todo.pop()
@@ -415,22 +425,59 @@ def _bounds(rng: _Range) -> list[int]:
     return sorted({rng.low + span * i // FANOUT for i in range(1, FANOUT)} - {rng.low})
 
 
+def compare_one(
+    source: Path,
+    pg_url: str,
+    shape: TableShape,
+    excluded: Excluded | None,
+    timezone: str | None,
+) -> TableChecksum:
+    """Compare one table on connections of its own (the unit a worker process runs):
+    PostgreSQL computes its side in a thread while SQLite's side is hashed here."""
+    sqlite = open_source(source)
+    try:
+        with (
+            psycopg.connect(pg_url, autocommit=True) as pg,
+            ThreadPoolExecutor(max_workers=1) as pool,
+        ):
+            pg.execute("SET default_transaction_read_only = on")
+            return TableComparer(sqlite, pg, shape, excluded, timezone, pool=pool).compare()
+    finally:
+        sqlite.close()
+
+
 def compare_tables(
-    sqlite: sqlite3.Connection,
-    pg: psycopg.Connection[Any],
+    source: Path,
+    pg_url: str,
     shapes: Sequence[TableShape],
     excluded: dict[str, Excluded],
     timezone: str | None = None,
+    workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> list[TableChecksum]:
-    """Compare every table in ``shapes``; PostgreSQL works while SQLite's side is hashed."""
-    out = []
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    """Compare every table in ``shapes``, ``workers`` tables at a time in processes (the
+    hashing is Python work), largest first; results in ``shapes``' order."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    results: dict[str, TableChecksum] = {}
+    if workers <= 1:
         for shape in shapes:
-            comparer = TableComparer(
-                sqlite, pg, shape, excluded.get(shape.name), timezone, pool=pool
+            results[shape.name] = compare_one(
+                source, pg_url, shape, excluded.get(shape.name), timezone
             )
-            out.append(comparer.compare())
             if progress is not None:
                 progress(shape.name)
-    return out
+    else:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {
+                pool.submit(
+                    compare_one, source, pg_url, shape, excluded.get(shape.name), timezone
+                ): shape.name
+                for shape in sorted(shapes, key=lambda s: -s.rows)
+            }
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if progress is not None:
+                    progress(futures[future])
+    return [results[s.name] for s in shapes]

@@ -16,7 +16,14 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from migrate.validate.canonical import NULL, SEPARATOR, RowCanon, base_type, conversion_of
+from migrate.validate.canonical import (
+    NULL,
+    SEPARATOR,
+    RowCanon,
+    base_type,
+    conversion_of,
+    jsonb_value_form,
+)
 
 _DOUBLE = struct.Struct(">d").pack
 _BOOLEANS = {None: NULL, 0: "false", 1: "true", "0": "false", "1": "true"}
@@ -50,6 +57,8 @@ def _expression(i: int, pg_type: str) -> str:
         return f"(_date({v}).isoformat() if {v}.__class__ is str else {slow})"
     if conversion == "bytes":
         return f"({v}.hex() if {v}.__class__ is bytes else {slow})"
+    if base == "jsonb":
+        return f"(_jsonb({v}) if {v}.__class__ is str else {slow})"
     if conversion == "text" or base == "json":
         return f"(f'{{len({v})}}:{{{v}}}' if {v}.__class__ is str else {slow})"
     return slow
@@ -65,6 +74,7 @@ def text_function(
         "_booleans": _BOOLEANS,
         "_ts": dt.datetime.fromisoformat,
         "_date": dt.date.fromisoformat,
+        "_jsonb": jsonb_value_form,
     }
     for i, former in enumerate(canon._forms):
         names[f"_c{i}"] = former

@@ -24,8 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.errors import ConfigError
 from migrate.names import pg_ident, sqlite_ident, truncated_pg_name
 from migrate.plan import Plan, PlanTable, make_plan, sqlite_path_of
+from migrate.run import default_workers
 from migrate.sqlite_file import open_source
-from migrate.validate.checksums import Excluded, TableChecksum, TableComparer, TableShape
+from migrate.validate.checksums import Excluded, TableChecksum, TableShape, compare_tables
 from migrate.validate.profiles import profile_findings
 from migrate.validate.queries import (
     DEFAULT_REPEAT,
@@ -59,6 +60,7 @@ class ValidateOptions:
     out_dir: Path | None = None
     runs_dir: Path = Path("runs")
     progress: bool = True
+    workers: int | None = None  # processes hashing tables (default: one per core)
 
 
 @dataclass
@@ -199,6 +201,7 @@ def validate(opts: ValidateOptions, console: Console | None = None) -> Validatio
             # Validation reads only; every statement runs read-only.
             pg.execute("SET default_transaction_read_only = on")
             result = _Checks(sqlite, pg, plan, tables, schema, rejects, timezone, console, opts)
+            result.source, result.pg_url = path, plain_postgres_url(url)
             findings, counts, checksums, queries = result.run(seconds)
     finally:
         sqlite.close()
@@ -252,6 +255,8 @@ class _Checks:
         self.sqlite, self.pg, self.plan, self.tables = sqlite, pg, plan, tables
         self.schema, self.rejects, self.timezone = schema, rejects, timezone
         self.console, self.opts = console, opts
+        self.source = Path()
+        self.pg_url = ""
 
     def run(
         self, seconds: dict[str, float]
@@ -298,7 +303,14 @@ class _Checks:
             for c in table.columns
             if truncated_pg_name(c.name) in columns
         )
-        return TableShape(table.name, both, table.primary_key, not table.without_rowid, self.schema)
+        return TableShape(
+            table.name,
+            both,
+            table.primary_key,
+            not table.without_rowid,
+            self.schema,
+            table.rows or 0,
+        )
 
     def _count(self, table: PlanTable, actual: dict[str, Any]) -> CountRow:
         (source,) = self.sqlite.execute(
@@ -315,29 +327,26 @@ class _Checks:
     def _checksums(
         self, shapes: list[TableShape], excluded: dict[str, Excluded]
     ) -> list[TableChecksum]:
-        from concurrent.futures import ThreadPoolExecutor
-
-        out: list[TableChecksum] = []
         show = self.opts.progress and self.console is not None
         bar = Progress(
-            TextColumn("row checksums {task.description}", markup=False),
+            TextColumn("row checksums", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=self.console,
             disable=not show,
         )
-        with bar, ThreadPoolExecutor(max_workers=1) as pool:
+        with bar:
             task = bar.add_task("", total=len(shapes))
-            for shape in sorted(shapes, key=lambda s: s.name):
-                bar.update(task, description=shape.name[:40])
-                comparer = TableComparer(
-                    self.sqlite, self.pg, shape, excluded.get(shape.name), self.timezone, pool
-                )
-                out.append(comparer.compare())
-                bar.advance(task)
-        order = {t.name: i for i, t in enumerate(self.tables)}
-        return sorted(out, key=lambda c: order.get(c.table, 0))
+            return compare_tables(
+                self.source,
+                self.pg_url,
+                shapes,
+                excluded,
+                self.timezone,
+                workers=self.opts.workers or default_workers(),
+                progress=lambda _name: bar.advance(task),
+            )
 
     def _queries(self) -> list[QueryResult]:
         if self.opts.skip_queries:
