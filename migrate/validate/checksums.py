@@ -137,7 +137,10 @@ class TableComparer:
         self._table_pg = f"{pg_ident(shape.pg_schema)}.{pg_ident(shape.name)}"
         self._row_sql = pg_row_expression(shape.columns)
         self._cols_sqlite = ", ".join(sqlite_ident(c) for c in names) or "NULL"
-        self._select_rowid = "rowid, " if shape.has_rowid else "NULL, "
+        # The rowid (under a name no column took), to match rejects recorded by rowid.
+        taken = {c.lower() for c, _ in shape.columns}
+        rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
+        self._select_rowid = f"{rowid}, " if shape.has_rowid and rowid else "NULL, "
         self._whole_range = _Range(0, 0)
 
     # -- entry -----------------------------------------------------------------------------

@@ -59,8 +59,10 @@ def _exclusion(shape: TableShape, excluded: Excluded | None) -> tuple[str, list[
         return None
     parts: list[str] = []
     params: list[Any] = []
-    if excluded.rowids and shape.has_rowid:
-        parts.append(f"rowid NOT IN ({', '.join('?' * len(excluded.rowids))})")
+    taken = {c.lower() for c, _ in shape.columns}
+    rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
+    if excluded.rowids and shape.has_rowid and rowid:
+        parts.append(f"{rowid} NOT IN ({', '.join('?' * len(excluded.rowids))})")
         params += sorted(excluded.rowids)
     if excluded.keys and shape.primary_key:
         cols = ", ".join(sqlite_ident(k) for k in shape.primary_key)
