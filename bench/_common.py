@@ -85,3 +85,32 @@ def fmt_int(value: float) -> str:
 def verdict(ok: bool) -> str:
     """Rich markup for a pass/fail cell."""
     return "[green]pass[/green]" if ok else "[bold red]FAIL[/bold red]"
+
+
+def fresh_database(server: str, prefix: str) -> tuple[str, str]:
+    """Create an empty database ``<prefix>_<random>`` on ``server``: (name, URL)."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from psycopg import sql
+
+    from harness.urls import plain_postgres_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(plain_postgres_url(server), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name, urlunsplit(urlsplit(plain_postgres_url(server))._replace(path=f"/{name}"))
+
+
+def drop_database(server: str, name: str) -> None:
+    """Drop database ``name`` on ``server`` (closing its connections)."""
+    import psycopg
+    from psycopg import sql
+
+    from harness.urls import plain_postgres_url
+
+    with psycopg.connect(plain_postgres_url(server), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )

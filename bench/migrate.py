@@ -44,25 +44,29 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 import psutil
-import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from bench._common import fmt_int, positive_int, rate, require_loopback, verdict, write_json
+from bench._common import (
+    drop_database,
+    fmt_int,
+    fresh_database,
+    positive_int,
+    rate,
+    require_loopback,
+    verdict,
+    write_json,
+)
 from harness.dataset import DatasetSpec, write_dataset
 from harness.services import postgres_url
-from harness.urls import plain_postgres_url
 from migrate.convert import fast_converter
 from migrate.plan import Plan, make_plan
 from migrate.reader import Chunk, read_fast
@@ -97,21 +101,6 @@ class Harness:
 
 
 # -- databases ------------------------------------------------------------------------------
-
-
-def fresh_database(server: str) -> tuple[str, str]:
-    name = f"bench_migrate_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(plain_postgres_url(server), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(plain_postgres_url(server))._replace(path=f"/{name}"))
-    return name, url
-
-
-def drop_database(server: str, name: str) -> None:
-    with psycopg.connect(plain_postgres_url(server), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 # -- the limit ------------------------------------------------------------------------------
@@ -264,7 +253,7 @@ def main() -> None:
         for round_ in range(args.repeat):
             order = ("limit", "harness") if round_ % 2 == 0 else ("harness", "limit")
             for side in order:
-                name, url = fresh_database(server)
+                name, url = fresh_database(server, "bench_migrate")
                 try:
                     if side == "limit":
                         limits.append(asyncio.run(plain_copy(plan, url, data)))

@@ -29,10 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,10 +39,17 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from bench._common import fmt_int, positive_int, require_loopback, verdict, write_json
+from bench._common import (
+    drop_database,
+    fmt_int,
+    fresh_database,
+    positive_int,
+    require_loopback,
+    verdict,
+    write_json,
+)
 from harness.dataset import DatasetSpec, write_dataset
 from harness.services import postgres_url
-from harness.urls import plain_postgres_url
 
 TARGET_RATIO = 1.0
 FANOUT = 16
@@ -57,20 +62,6 @@ def harness(*args: str) -> tuple[float, int, str]:
         [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, check=False
     )
     return time.perf_counter() - started, done.returncode, done.stdout + done.stderr
-
-
-def fresh_database(server: str) -> tuple[str, str]:
-    name = f"bench_validate_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(plain_postgres_url(server), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name, urlunsplit(urlsplit(plain_postgres_url(server))._replace(path=f"/{name}"))
-
-
-def drop_database(server: str, name: str) -> None:
-    with psycopg.connect(plain_postgres_url(server), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def migrate(source: Path, url: str, runs: Path) -> tuple[float, Path]:
@@ -165,7 +156,7 @@ def main() -> None:
             for round_ in range(args.repeat):
                 if name:
                     drop_database(server, name)
-                name, url = fresh_database(server)
+                name, url = fresh_database(server, "bench_validate")
                 seconds, run_dir = migrate(source, url, work / f"runs-{round_}")
                 migrations.append(seconds)
                 seconds, report = validate(source, url, run_dir, work / f"v{round_}")

@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import httpx
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError
+from harness.run_dirs import new_run_dir
 from harness.scenario import Scenario, find_scenario, load_scenario
 from harness.sla import EXIT_PARTIAL, EXIT_SLA_FAILED, parse_slas
 from harness.urls import is_postgres, mask_url
@@ -122,12 +122,7 @@ def preflight_target(target: str) -> None:
 
 
 def _run_dir(runs_dir: Path, scenario: Scenario) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = runs_dir / f"{stamp}-{scenario.name}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = runs_dir / f"{stamp}-{scenario.name}-{n}"
+    path = new_run_dir(runs_dir, scenario.name)
     path.mkdir(parents=True)
     return path
 

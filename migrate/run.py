@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +24,7 @@ import asyncpg
 from rich.console import Console
 
 from harness.errors import ConfigError
+from harness.run_dirs import new_run_dir
 from migrate import rejects, state
 from migrate.convert import ColumnSpec, TableSpec
 from migrate.errors import CopyError, MigrationError, ResumeError, TargetError
@@ -203,15 +203,7 @@ def table_specs(plan: Plan) -> dict[str, TableSpec]:
 
 
 def _run_dir(opts: MigrateOptions, source: Path) -> Path:
-    if opts.out_dir is not None:
-        return opts.out_dir
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = opts.runs_dir / f"{stamp}-migrate-{source.stem}"
-    n = 2
-    while path.exists():
-        path = opts.runs_dir / f"{stamp}-migrate-{source.stem}-{n}"
-        n += 1
-    return path
+    return opts.out_dir or new_run_dir(opts.runs_dir, f"migrate-{source.stem}")
 
 
 # -- the run ---------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.errors import ConfigError
+from harness.run_dirs import new_run_dir
 from migrate.names import pg_ident, sqlite_ident, truncated_pg_name
 from migrate.plan import Plan, PlanTable, make_plan, sqlite_path_of
 from migrate.run import default_workers
@@ -161,15 +161,7 @@ def _run_options(run_dir: Path) -> tuple[dict[str, str], str | None, str | None]
 
 
 def _out_dir(opts: ValidateOptions, source: Path) -> Path:
-    if opts.out_dir is not None:
-        return opts.out_dir
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = opts.runs_dir / f"{stamp}-validate-{source.stem}"
-    n = 2
-    while path.exists():
-        path = opts.runs_dir / f"{stamp}-validate-{source.stem}-{n}"
-        n += 1
-    return path
+    return opts.out_dir or new_run_dir(opts.runs_dir, f"validate-{source.stem}")
 
 
 def validate(opts: ValidateOptions, console: Console | None = None) -> ValidationResult:
