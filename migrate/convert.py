@@ -50,7 +50,7 @@ _INT_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 
 # ASCII digits only: Python's int() and float() also read other scripts' digits ('١٢').
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 _NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_FRACTION = re.compile(r"[T ]\d{2}:\d{2}:\d{2}\.(\d+)")
+_FRACTION = re.compile(r"[T ]\d{2}:\d{2}(?::\d{2})?[.,](\d+)")
 _NUMERIC_SCALE = re.compile(r"numeric\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 _EXACT_FLOAT_INT = 2**53
 _BOOLEANS: dict[object, bool | None] = {None: None, 0: False, 1: True, "0": False, "1": True}
@@ -192,13 +192,25 @@ def _to_numeric(pg_type: str) -> Callable[[object], Decimal]:
     def convert(value: object) -> Decimal:
         number = _to_decimal(value)
         # PostgreSQL would round to the scale (and refuse too many digits): never silently.
-        if number.is_finite() and number != number.quantize(Decimal(1).scaleb(-scale)):
+        if number.is_finite() and _decimal_places(number) > scale:
             raise Rejected(f"{number} has more decimal places than {pg_type} keeps")
         if number.is_finite() and number.adjusted() >= precision - scale:
             raise Rejected(f"{number} does not fit {pg_type}")
         return number
 
     return convert
+
+
+def _decimal_places(number: Decimal) -> int:
+    """Digits after the point once trailing zeros are gone (no rounding, any precision)."""
+    _sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    places = -exponent
+    for digit in reversed(digits):
+        if digit != 0 or places <= 0:
+            break
+        places -= 1
+    return max(places, 0)
 
 
 def _to_decimal(value: object) -> Decimal:
@@ -470,4 +482,6 @@ class CarefulConverter:
                 out.append(convert(value))
             except Rejected as exc:
                 bad.append(BadValue(column.name, value, str(exc)))
+            except ArithmeticError as exc:  # a number decimal cannot even represent
+                bad.append(BadValue(column.name, value, f"not a number PostgreSQL keeps ({exc})"))
         return (None, bad) if bad else (tuple(out), [])

@@ -56,6 +56,7 @@ Phase = Literal["tables", "indexes", "foreign_keys", "views", "identities"]
 PHASES: tuple[Phase, ...] = ("tables", "indexes", "foreign_keys", "views", "identities")
 _FK_ACTIONS = frozenset({"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"})
 _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+BIGINT_MAX = 2**63 - 1
 
 
 @dataclass
@@ -163,8 +164,14 @@ class IdentityStep:
         col, table = pg_ident(self.column), pg_ident(self.table)
         sequence = f"pg_get_serial_sequence({pg_literal(table)}, {pg_literal(self.column)})"
         # Every name is quoted by psycopg and the floor is an int: nothing is spliced raw.
-        start = f"GREATEST(COALESCE(MAX({col}), 0), {int(self.floor)}) + 1"
-        return f"SELECT setval({sequence}, {start}, false) FROM {table};"  # noqa: S608
+        top = f"GREATEST(COALESCE(MAX({col}), 0), {int(self.floor)})"
+        # At the largest bigint the sequence is spent, as SQLite's rowid is: the next
+        # insert without an id fails instead of the setval overflowing.
+        return (
+            f"SELECT CASE WHEN top >= {BIGINT_MAX} THEN setval({sequence}, {BIGINT_MAX}, true) "
+            f"ELSE setval({sequence}, top + 1, false) END "
+            f"FROM (SELECT {top} AS top FROM {table}) AS m;"
+        )
 
 
 @dataclass

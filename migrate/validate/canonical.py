@@ -167,17 +167,21 @@ def _numeric_text(value: Decimal, *, keep_scale: bool = False) -> str:
         return "Infinity" if value > 0 else "-Infinity"
     if value == 0:
         return "0" if not keep_scale else format(abs(value), "f")
+    text = format(value, "f")  # every digit, no exponent, whatever the precision
     if keep_scale:
-        # jsonb numbers keep their scale (1.0 stays 1.0) and never use an exponent.
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and exponent > 0:
-            return format(value.quantize(Decimal(1)), "f")
-        return format(value, "f")
-    return format(value.normalize(), "f")
+        # jsonb numbers keep their scale (1.0 stays 1.0).
+        return text
+    # numeric's trim_scale: no trailing fractional zeros (normalize() would round to 28
+    # digits).
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # One decoder for every value (json.loads with options builds a new one per call).
-_DECODER = json.JSONDecoder(parse_float=Decimal)
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # jsonb refuses NaN and Infinity
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
 
 
 def jsonb_form(text: str) -> str:
@@ -189,7 +193,7 @@ def jsonb_value_form(text: str) -> str:
     """:func:`jsonb_form`, length-prefixed: the canonical form of a jsonb value."""
     try:
         form = jsonb_form(text)
-    except ValueError:
+    except (ValueError, ArithmeticError, RecursionError):
         return "!text is not valid JSON"
     return f"{len(form)}:{form}"
 
@@ -207,7 +211,11 @@ def value_form(value: Any, pg_type: str) -> str:
     if conversion == "integer":
         return str(int(value))
     if conversion == "float":
-        return struct.pack(">d", float(value)).hex()
+        number = float(value)
+        if base == "real":
+            # What a real column holds: the nearest single-precision value.
+            number = struct.unpack(">f", struct.pack(">f", number))[0]
+        return struct.pack(">d", number).hex()
     if conversion == "numeric":
         return _numeric_text(Decimal(value))
     if conversion == "boolean":
@@ -227,6 +235,8 @@ def value_form(value: Any, pg_type: str) -> str:
         return _textual(jsonb_form(text))
     if base == "json" and not isinstance(value, str):
         return _textual(json.dumps(value))
+    if base in ("character", "char", "bpchar"):
+        return _textual(str(value).rstrip(" "))  # char(n) pads; its text form does not
     return _textual(str(value))
 
 
@@ -258,10 +268,7 @@ class RowCanon:
             except Rejected as why:
                 return f"!{why}"
             if conversion == "json" and base_type(pg_type) == "jsonb":
-                try:
-                    return _textual(jsonb_form(str(converted)))
-                except ValueError:
-                    return "!not JSON"
+                return jsonb_value_form(str(converted))
             return value_form(converted, pg_type)
 
         return form

@@ -142,6 +142,7 @@ class TableComparer:
         rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
         self._select_rowid = f"{rowid}, " if shape.has_rowid and rowid else "NULL, "
         self._whole_range = _Range(0, 0)
+        self._first_pass = True  # rejected rows are counted on the first read only
 
     # -- entry -----------------------------------------------------------------------------
     def compare(self) -> TableChecksum:
@@ -208,11 +209,10 @@ class TableComparer:
         kept = []
         for row in batch:
             values = row[1:]
-            if row[0] in self.excluded.rowids:
-                self.result.excluded += 1
-                continue
-            if tuple(values[i] for i in self._pk_index) in self.excluded.keys:
-                self.result.excluded += 1
+            if row[0] in self.excluded.rowids or (
+                tuple(values[i] for i in self._pk_index) in self.excluded.keys
+            ):
+                self.result.excluded += self._first_pass
                 continue
             kept.append(values)
         return kept
@@ -227,8 +227,9 @@ class TableComparer:
             # The whole table: a scan in storage order beats a walk of the key's index.
             where = ""
         else:
-            where = f" WHERE {sqlite_ident(key)} >= ? AND {sqlite_ident(key)} < ?"
-            params = (rng.low, rng.high)
+            # Inclusive ends: the exclusive one may be 2**63, past any integer column.
+            where = f" WHERE {sqlite_ident(key)} >= ? AND {sqlite_ident(key)} <= ?"
+            params = (rng.low, rng.high - 1)
         place = functools.partial(bisect.bisect_right, bounds)
         for rows in self._sqlite_rows(where, params):
             for bucket, hashed in zip(
@@ -244,14 +245,15 @@ class TableComparer:
     # -- PostgreSQL side -------------------------------------------------------------------
     def _pg_buckets(self, key: str, rng: _Range, bounds: list[int]) -> dict[int, list[int]]:
         k = pg_ident(key)
+        bucket = f"width_bucket({k}::bigint, %s::bigint[])" if bounds else "0"
         query = (
-            f"SELECT width_bucket({k}::bigint, %s::bigint[]) AS b, count(*), "  # noqa: S608
+            f"SELECT {bucket} AS b, count(*), "  # noqa: S608
             f"coalesce(sum({pg_row_hash(self._row_sql)}), 0) FROM {self._table_pg} "
-            f"WHERE {k} >= %s AND {k} < %s GROUP BY 1"
+            f"WHERE {k} >= %s AND {k} <= %s GROUP BY 1"
         )
-        rows = self.pg.execute(query.encode(), (bounds or [rng.high], rng.low, rng.high)).fetchall()
+        params = ([bounds] if bounds else []) + [rng.low, rng.high - 1]
+        rows = self.pg.execute(query.encode(), params).fetchall()
         self.result.range_queries += 1
-        # Without inner bounds the range's end is the only one: every row is in bucket 0.
         return {int(b): [int(n), int(s)] for b, n, s in rows}
 
     def _pg_key_span(self, key: str) -> tuple[int | None, int | None]:
@@ -285,6 +287,7 @@ class TableComparer:
             else:
                 mine = self._sqlite_buckets(key, rng, bounds)
                 theirs = self._pg_buckets(key, rng, bounds)
+            self._first_pass = False
             if first:
                 self.result.source_rows = sum(v[0] for v in mine.values())
                 self.result.target_rows = sum(v[0] for v in theirs.values())
@@ -304,12 +307,12 @@ class TableComparer:
         k_sqlite, k_pg = sqlite_ident(key), pg_ident(key)
         source: dict[str, list[str]] = {}
         for rows in self._sqlite_rows(
-            f" WHERE {k_sqlite} >= ? AND {k_sqlite} < ?", (rng.low, rng.high)
+            f" WHERE {k_sqlite} >= ? AND {k_sqlite} <= ?", (rng.low, rng.high - 1)
         ):
             for row in rows:
                 values = self.canon.values(row)
                 source[self._key_of(values)] = values
-        target = self._pg_values(f" WHERE {k_pg} >= %s AND {k_pg} < %s", (rng.low, rng.high))
+        target = self._pg_values(f" WHERE {k_pg} >= %s AND {k_pg} <= %s", (rng.low, rng.high - 1))
         self.result.range_queries += 2
         self._diff(source, target)
 
@@ -364,6 +367,7 @@ class TableComparer:
         for rows in self._sqlite_rows():
             count += len(rows)
             total += sum(row_hash(t) for t in self.texts(rows))
+        self._first_pass = False
         query = (
             f"SELECT count(*), coalesce(sum({pg_row_hash(self._row_sql)}), 0) "  # noqa: S608
             f"FROM {self._table_pg}"

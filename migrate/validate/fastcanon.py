@@ -47,19 +47,24 @@ def _expression(i: int, pg_type: str) -> str:
     base = base_type(pg_type)
     if conversion == "integer":
         return f"(str({v}) if {v}.__class__ is int else {slow})"
-    if conversion == "float":
+    if conversion == "float" and base != "real":
         return f"(_double({v}).hex() if {v}.__class__ is float else {slow})"
     if conversion == "boolean":
-        return f"(_booleans[{v}] if {v}.__class__ is int else {slow})"
+        return f"(_booleans.get({v}) or {slow})"
     if conversion == "timestamp":
-        return f"(_ts({v}).isoformat(timespec='microseconds') if {v}.__class__ is str else {slow})"
+        # Up to 26 characters: at most microseconds (fromisoformat would cut finer digits,
+        # which the strict converter refuses).
+        return (
+            f"(_ts({v}).isoformat(timespec='microseconds') "
+            f"if {v}.__class__ is str and len({v}) <= 26 else {slow})"
+        )
     if conversion == "date":
         return f"(_date({v}).isoformat() if {v}.__class__ is str else {slow})"
     if conversion == "bytes":
         return f"({v}.hex() if {v}.__class__ is bytes else {slow})"
     if base == "jsonb":
         return f"(_jsonb({v}) if {v}.__class__ is str else {slow})"
-    if conversion == "text" or base == "json":
+    if (conversion == "text" and base not in ("character", "char", "bpchar")) or base == "json":
         return f"(f'{{len({v})}}:{{{v}}}' if {v}.__class__ is str else {slow})"
     return slow
 
@@ -85,11 +90,20 @@ def text_function(
     joined = f"'{SEPARATOR}'.join(({', '.join(parts)},))"
     # Built from column positions and helper names only: nothing from the database.
     source = f"lambda rows: [{joined} for ({variables},) in rows]"
-    function: Callable[[Sequence[tuple[Any, ...]]], list[str]] = eval(  # noqa: S307
+    fast: Callable[[Sequence[tuple[Any, ...]]], list[str]] = eval(  # noqa: S307
         source,
         {
             "__builtins__": {"str": str, "len": len, "int": int, "float": float, "bytes": bytes},
             **names,
         },
     )
-    return function
+
+    def texts(rows: Sequence[tuple[Any, ...]]) -> list[str]:
+        try:
+            return fast(rows)
+        except (ValueError, TypeError, ArithmeticError, AttributeError):
+            # A value the inline forms cannot take (text that is no timestamp...): the exact
+            # formers, row by row, which never raise.
+            return [canon.text(row) for row in rows]
+
+    return texts

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.types.string import TextLoader
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DatabaseError
 from harness.run_dirs import new_run_dir
 from migrate.names import pg_ident, sqlite_ident, truncated_pg_name
 from migrate.plan import Plan, PlanTable, make_plan, sqlite_path_of
@@ -181,7 +182,9 @@ def validate(opts: ValidateOptions, console: Console | None = None) -> Validatio
         schema = schema or run_schema
         rejects_dir = rejects_dir or opts.run_dir / "rejects"
     schema = schema or "public"
-    rejects = _load_rejects(rejects_dir if rejects_dir is None or rejects_dir.exists() else None)
+    if opts.rejects_dir is None and rejects_dir is not None and not rejects_dir.exists():
+        rejects_dir = None  # a run without rejects may have no folder for them
+    rejects = _load_rejects(rejects_dir)
     url = postgres_url(opts.pg_url)
     check_postgres(url)
     plan = make_plan(path, overrides=overrides, timezone=timezone, integrity="none")
@@ -192,9 +195,15 @@ def validate(opts: ValidateOptions, console: Console | None = None) -> Validatio
         with psycopg.connect(plain_postgres_url(url), autocommit=True) as pg:
             # Validation reads only; every statement runs read-only.
             pg.execute("SET default_transaction_read_only = on")
+            # jsonb as PostgreSQL's own text (psycopg would parse it into Python floats).
+            pg.adapters.register_loader("jsonb", TextLoader)
             result = _Checks(sqlite, pg, plan, tables, schema, rejects, timezone, console, opts)
             result.source, result.pg_url = path, plain_postgres_url(url)
             findings, counts, checksums, queries = result.run(seconds)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"PostgreSQL failed during the validation: {' '.join(str(exc).split())}"
+        ) from None
     finally:
         sqlite.close()
     seconds["total"] = time.perf_counter() - started
@@ -267,8 +276,22 @@ class _Checks:
         tick = time.perf_counter()
         for shape in shapes:
             if shape is not None:
+                table = next(t for t in self.tables if t.name == shape.name)
+                # Min and max mean the same on both sides only for one storage class and
+                # values without UTC offsets (SQLite orders those as text).
+                unordered = {
+                    c.name
+                    for c in table.columns
+                    if c.cast.conversion == "timestamptz"
+                    or (c.profile is not None and c.profile.mixed)
+                }
                 findings += profile_findings(
-                    self.sqlite, self.pg, shape, excluded.get(shape.name), self.timezone
+                    self.sqlite,
+                    self.pg,
+                    shape,
+                    excluded.get(shape.name),
+                    self.timezone,
+                    unordered,
                 )
         seconds["profiles"] = time.perf_counter() - tick
 
@@ -277,7 +300,7 @@ class _Checks:
         seconds["checksums"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        present = set(actual)
+        present = {t: {c.name for c in cols} for t, cols in actual.items()}
         findings += integrity_findings(self.pg, self.schema, self.tables, present)
         seconds["integrity"] = time.perf_counter() - tick
 

@@ -22,6 +22,7 @@ _TYPE_ALIASES = {
     "timestamp": "timestamp without time zone",
     "timestamptz": "timestamp with time zone",
     "varchar": "character varying",
+    "char": "character",
 }
 
 
@@ -48,7 +49,7 @@ class PgColumn:
 
 
 def _normal_type(pg_type: str) -> str:
-    base = pg_type.strip().lower()
+    base = pg_type.strip().lower().replace(", ", ",")
     for short, long in _TYPE_ALIASES.items():
         if base == short or base.startswith(short + "("):
             return long + base[len(short) :]
@@ -259,17 +260,28 @@ def _index(table: PlanTable, index: PlanIndex, found: dict[str, tuple[Any, ...]]
 
 
 def integrity_findings(
-    pg: psycopg.Connection[Any], schema: str, tables: list[PlanTable], present: set[str]
+    pg: psycopg.Connection[Any],
+    schema: str,
+    tables: list[PlanTable],
+    present: dict[str, set[str]],
 ) -> list[Finding]:
-    """Orphans for every planned foreign key, identity sequences, NULLs in NOT NULL columns."""
+    """Orphans for every planned foreign key, identity sequences, NULLs in NOT NULL columns.
+    ``present`` maps each table on the target to its columns: what is missing there is the
+    schema section's finding, not checked here."""
     s = pg_ident(schema)
     out: list[Finding] = []
     for table in tables:
-        if truncated_pg_name(table.name) not in present:
+        columns = present.get(truncated_pg_name(table.name))
+        if columns is None:
             continue
         t = f"{s}.{pg_ident(table.name)}"
         for fk in table.foreign_keys:
-            if fk.sql is None or truncated_pg_name(fk.ref_table) not in present:
+            parent = present.get(truncated_pg_name(fk.ref_table), set())
+            if (
+                fk.sql is None
+                or not {truncated_pg_name(c) for c in fk.columns} <= columns
+                or not {truncated_pg_name(c) for c in fk.ref_columns} <= parent
+            ):
                 continue
             p = f"{s}.{pg_ident(fk.ref_table)}"
             filled = " AND ".join(f"c.{pg_ident(col)} IS NOT NULL" for col in fk.columns)
@@ -291,6 +303,8 @@ def integrity_findings(
                 )
             )
         for col in table.columns:
+            if truncated_pg_name(col.name) not in columns:
+                continue
             if col.cast.identity:
                 out.append(_sequence(pg, t, table.name, col.name))
             elif col.not_null:

@@ -259,3 +259,34 @@ def test_cli_exit_codes_and_query_file(reference_db: Path, copy_url: str, tmp_pa
     assert bad.exit_code == EXIT_DIFFERENT
     missing = runner.invoke(app, [*args, "--tables", "nope"])
     assert missing.exit_code == 2 and "no table 'nope'" in missing.output
+
+
+def test_exact_forms_of_tricky_values_pass_when_equal(
+    make_db: MakeDb, tmp_path: Path, pg_database: str
+) -> None:
+    source = make_db(
+        [
+            "CREATE TABLE v (id INTEGER PRIMARY KEY, amount DECIMAL(40,2), doc JSON, "
+            "code TEXT, ratio REAL, at DATETIME, flag BOOLEAN)"
+        ],
+        {
+            "v": [
+                (1, "1234567890123456789012345678.95", '{"b": 0.10, "a": 1e30}', "ab", 0.1,
+                 "2024-01-01 10:00:00", 1),
+                (2, "0.50", '{"x": [1, 2.50], "y": null}', "c", -0.0, "2024-01-01T10:00", 0),
+                (9223372036854775807, "7", "{}", "d", 1e30, "2024-01-01 10:00:00.5", 1),
+            ]
+        },
+    )  # fmt: skip
+    overrides = {"v.code": "char(4)", "v.ratio": "real", "v.amount": "numeric(40,2)"}
+    migration = migrate(source, pg_database, tmp_path, overrides=overrides)
+    assert migration.exit_code == 0
+    result = run(source, pg_database, tmp_path, run_dir=Path(migration.out_dir))
+    assert problems(result) == set() and profile_failures(result) == set(), problems(result)
+    queries = tmp_path / "q.sql"
+    queries.write_text("-- name: docs\nSELECT id, doc, amount FROM v ORDER BY id;\n")
+    parity = run(source, pg_database, tmp_path, queries=queries, skip_queries=False, repeat=1)
+    assert [q.same_rows for q in parity.queries] == [True], parity.queries
+    execute(pg_database, 'UPDATE v SET doc = \'{"b": 0.1, "a": 1e30}\' WHERE id = 1')
+    result = run(source, pg_database, tmp_path, run_dir=Path(migration.out_dir))
+    assert problems(result) == {("rows", "v", "changed id=1 doc")}
