@@ -167,11 +167,11 @@ class IdentityStep:
         top = f"GREATEST(COALESCE(MAX({col}), 0), {int(self.floor)})"
         # At the largest bigint the sequence is spent, as SQLite's rowid is: the next
         # insert without an id fails instead of the setval overflowing.
-        return (
-            f"SELECT CASE WHEN top >= {BIGINT_MAX} THEN setval({sequence}, {BIGINT_MAX}, true) "
-            f"ELSE setval({sequence}, top + 1, false) END "
-            f"FROM (SELECT {top} AS top FROM {table}) AS m;"
-        )
+        spent = f"setval({sequence}, {BIGINT_MAX}, true)"
+        follow = f"setval({sequence}, top + 1, false)"
+        source = f"(SELECT {top} AS top FROM {table}) AS m"  # noqa: S608
+        choice = f"CASE WHEN top >= {BIGINT_MAX} THEN {spent} ELSE {follow} END"
+        return f"SELECT {choice} FROM {source};"  # noqa: S608
 
 
 @dataclass
