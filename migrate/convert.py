@@ -51,6 +51,7 @@ _INT_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 _NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _FRACTION = re.compile(r"[T ]\d{2}:\d{2}(?::\d{2})?[.,](\d+)")
+_TIME_PRECISION = re.compile(r"\((\d+)\)")
 _NUMERIC_SCALE = re.compile(r"numeric\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 _EXACT_FLOAT_INT = 2**53
 _BOOLEANS: dict[object, bool | None] = {None: None, 0: False, 1: True, "0": False, "1": True}
@@ -359,9 +360,31 @@ def _to_text(value: object) -> str:
     raise Rejected(f"{storage_class(value)} value in a text column")
 
 
+def _limited_precision(
+    convert: Callable[[object], dt.datetime], pg_type: str
+) -> Callable[[object], object]:
+    """``timestamp(p)`` keeps ``p`` fractional digits and rounds the rest: refuse those."""
+    match = _TIME_PRECISION.search(pg_type)
+    if match is None:
+        return convert
+    digits = int(match.group(1))
+
+    def limited(value: object) -> dt.datetime:
+        moment = convert(value)
+        if moment.microsecond % 10 ** (6 - min(digits, 6)):
+            raise Rejected(f"more fractional seconds than {pg_type} keeps")
+        return moment
+
+    return limited
+
+
 def strict_converter(column: ColumnSpec, zone: dt.tzinfo) -> Callable[[object], object]:
     """The converter that takes exactly the values ``column``'s type can hold."""
     conversion = column.conversion
+    if conversion in ("timestamp", "timestamptz") and "(" in column.pg_type:
+        plain = ColumnSpec(column.name, conversion, conversion, column.required, column.storage)
+        base = strict_converter(plain, zone)
+        return _limited_precision(base, column.pg_type)  # type: ignore[arg-type]
     if conversion == "integer":
         return _to_integer(column.pg_type)
     if conversion == "numeric":
@@ -406,7 +429,7 @@ def _fast_expression(i: int, column: ColumnSpec) -> tuple[str, str | None]:
         return v, None
     if column.conversion == "boolean":
         return f"_f{i}[{v}]", "booleans"
-    if column.conversion == "timestamp":
+    if column.conversion == "timestamp" and "(" not in column.pg_type:
         # 26 characters hold a timestamp to the microsecond; longer text (more digits, an
         # offset) goes to the strict converter, which refuses what would be cut.
         return f"(None if {v} is None else _f{i}({v}) if len({v}) <= 26 else _s{i}({v}))", "time"
@@ -446,7 +469,7 @@ def _unchanged(rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
 def _fast_function(column: ColumnSpec, zone: dt.tzinfo) -> Callable[[Any], object]:
     # C-implemented parsers where they are exact; asyncpg refuses what they let through
     # (an aware datetime in a timestamp column, a number where text is due).
-    if column.conversion == "timestamp":
+    if column.conversion == "timestamp" and "(" not in column.pg_type:
         return dt.datetime.fromisoformat
     if column.conversion == "date":
         return dt.date.fromisoformat

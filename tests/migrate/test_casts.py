@@ -201,3 +201,27 @@ def test_source_as_a_sqlite_url_and_generated_columns(make_db: MakeDb) -> None:
 def test_types_the_copy_cannot_load_exactly_are_refused(given: str) -> None:
     with pytest.raises(PlanOptionError, match="cannot load that type exactly"):
         parse_pg_type(given)
+
+
+def test_values_a_typmod_would_round_are_rejects_not_rounded() -> None:
+    from decimal import Decimal
+
+    from migrate.convert import CarefulConverter, ColumnSpec, TableSpec, fast_converter
+
+    spec = TableSpec(
+        "t",
+        (
+            ColumnSpec("at", "timestamp", "timestamp(0)", False, ("text",)),
+            ColumnSpec("n", "numeric", "numeric(5,2)", False, ("real",)),
+        ),
+        (),
+        False,
+    )
+    careful = CarefulConverter(spec)
+    row, bad = careful.row(("2024-01-01 10:00:00.5", 1.005))
+    assert row is None and [b.column for b in bad] == ["at", "n"]
+    assert careful.row(("2024-01-01 10:00:01", 1.5))[0] is not None
+    with pytest.raises(ValueError, match="fractional seconds"):
+        fast_converter(spec)([("2024-01-01 10:00:00.5", 1.5)])
+    assert careful.row(("2024-01-01 10:00:01", "١٢"))[1][0].reason.startswith("text is not")
+    assert Decimal("1.5") == careful.row(("2024-01-01 10:00:01", 1.5))[0][1]  # type: ignore[index]
