@@ -49,6 +49,28 @@ def table_digest(
     return pg_rows(path_or_url, query)
 
 
+def start_copy(
+    source: Path, url: str, tmp_path: Path, *, new_session: bool
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start `harness migrate run` in 1,000-row chunks and return once a few are loaded."""
+    command = [
+        sys.executable, "-m", "harness.cli", "migrate", "run", str(source),
+        "--pg", url, "--workers", "2", "--chunk-rows", "1000", "--no-progress",
+        "--runs-dir", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=new_session
+        )
+    deadline = time.monotonic() + WAIT_S
+    while chunks_loaded(url) < KILL_AFTER_CHUNKS:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the copy never started"
+        time.sleep(0.01)
+    return proc, log
+
+
 @pytest.fixture(scope="module")
 def larger_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 115,000 rows: long enough a copy (in 1,000-row chunks) to kill it halfway."""
@@ -60,19 +82,7 @@ def larger_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_kill_9_mid_copy_then_resume_loses_and_doubles_nothing(
     larger_db: Path, pg_database: str, tmp_path: Path
 ) -> None:
-    command = [
-        sys.executable, "-m", "harness.cli", "migrate", "run", str(larger_db),
-        "--pg", pg_database, "--workers", "2", "--chunk-rows", "1000", "--no-progress",
-        "--runs-dir", str(tmp_path / "runs"),
-    ]  # fmt: skip
-    log = tmp_path / "stderr.txt"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-    deadline = time.monotonic() + WAIT_S
-    while chunks_loaded(pg_database) < KILL_AFTER_CHUNKS:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the copy never started"
-        time.sleep(0.01)
+    proc, _log = start_copy(larger_db, pg_database, tmp_path, new_session=False)
     os.kill(proc.pid, signal.SIGKILL)  # the command only: its workers must notice
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -168,21 +178,7 @@ def test_rollback_stops_when_something_else_depends_on_a_migrated_table(
 def test_ctrl_c_stops_the_copy_at_once_and_resume_finishes(
     larger_db: Path, pg_database: str, tmp_path: Path
 ) -> None:
-    command = [
-        sys.executable, "-m", "harness.cli", "migrate", "run", str(larger_db),
-        "--pg", pg_database, "--workers", "2", "--chunk-rows", "1000", "--no-progress",
-        "--runs-dir", str(tmp_path / "runs"),
-    ]  # fmt: skip
-    log = tmp_path / "stderr.txt"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
-        )
-    deadline = time.monotonic() + WAIT_S
-    while chunks_loaded(pg_database) < KILL_AFTER_CHUNKS:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the copy never started"
-        time.sleep(0.01)
+    proc, log = start_copy(larger_db, pg_database, tmp_path, new_session=True)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
     proc.wait(timeout=60)
     assert proc.returncode == 29, log.read_text()
