@@ -141,6 +141,8 @@ class TableComparer:
         taken = {c.lower() for c, _ in shape.columns}
         rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
         self._select_rowid = f"{rowid}, " if shape.has_rowid and rowid else "NULL, "
+        if not self.excluded:
+            self._select_rowid = ""  # nothing to match: rows come back as they are
         self._whole_range = _Range(0, 0)
         self._first_pass = True  # rejected rows are counted on the first read only
 
@@ -205,7 +207,7 @@ class TableComparer:
 
     def _kept(self, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if not self.excluded:
-            return [row[1:] for row in batch]
+            return batch
         kept = []
         for row in batch:
             values = row[1:]

@@ -41,6 +41,21 @@ def pg_row_hash(row_sql: str) -> str:
     return f"('x' || substr(md5({row_sql}), 1, 16))::bit(64)::bigint"
 
 
+def _seconds(text: str) -> str:
+    """The canonical form of ``YYYY-MM-DD HH:MM:SS`` (or with ``T``), by slicing: formatting
+    a datetime costs more than the rest of the row. Parsed first, so an impossible date
+    still raises and goes to the exact former."""
+    moment = dt.datetime.fromisoformat(text)
+    if (
+        moment.tzinfo is None
+        and text[10] in " T"
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+    ):
+        return f"{text[:10]}T{text[11:]}.000000"
+    return moment.isoformat(timespec="microseconds")
+
+
 def _expression(i: int, pg_type: str) -> str:
     v, slow = f"v{i}", f"_c{i}({'v' + str(i)})"
     conversion = conversion_of(pg_type)
@@ -55,7 +70,8 @@ def _expression(i: int, pg_type: str) -> str:
         # Up to 26 characters: at most microseconds (fromisoformat would cut finer digits,
         # which the strict converter refuses).
         return (
-            f"(_ts({v}).isoformat(timespec='microseconds') "
+            f"(_seconds({v}) if {v}.__class__ is str and len({v}) == 19 else "
+            f"_ts({v}).isoformat(timespec='microseconds') "
             f"if {v}.__class__ is str and len({v}) <= 26 else {slow})"
         )
     if conversion == "date":
@@ -80,6 +96,7 @@ def text_function(
         "_ts": dt.datetime.fromisoformat,
         "_date": dt.date.fromisoformat,
         "_jsonb": jsonb_value_form,
+        "_seconds": _seconds,
     }
     for i, former in enumerate(canon._forms):
         names[f"_c{i}"] = former

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,41 +274,50 @@ class _Checks:
         counts = [self._count(t, actual) for t in self.tables]
         seconds["counts"] = time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        for shape in shapes:
-            if shape is not None:
-                table = next(t for t in self.tables if t.name == shape.name)
-                # Min and max mean the same on both sides only for one storage class and
-                # values without UTC offsets (SQLite orders those as text).
-                unordered = {
-                    c.name
-                    for c in table.columns
-                    if c.cast.conversion == "timestamptz"
-                    or (c.profile is not None and c.profile.mixed)
-                }
-                findings += profile_findings(
-                    self.sqlite,
-                    self.pg,
-                    shape,
-                    excluded.get(shape.name),
-                    self.timezone,
-                    unordered,
-                )
-        seconds["profiles"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        checksums = self._checksums([s for s in shapes if s is not None], excluded)
-        seconds["checksums"] = time.perf_counter() - tick
-
-        tick = time.perf_counter()
-        present = {t: {c.name for c in cols} for t, cols in actual.items()}
-        findings += integrity_findings(self.pg, self.schema, self.tables, present)
-        seconds["integrity"] = time.perf_counter() - tick
+        # Profiles and integrity are SQL both engines run themselves: they go on in a thread
+        # (on this connection pair) while the checksum processes use their own connections.
+        with ThreadPoolExecutor(max_workers=1) as side:
+            aggregates = side.submit(self._aggregates, shapes, excluded, actual, seconds)
+            tick = time.perf_counter()
+            checksums = self._checksums([s for s in shapes if s is not None], excluded)
+            seconds["checksums"] = time.perf_counter() - tick
+            findings += aggregates.result()
 
         tick = time.perf_counter()
         queries = self._queries()
         seconds["queries"] = time.perf_counter() - tick
         return findings, counts, checksums, queries
+
+    def _aggregates(
+        self,
+        shapes: list[TableShape | None],
+        excluded: dict[str, Excluded],
+        actual: dict[str, Any],
+        seconds: dict[str, float],
+    ) -> list[Finding]:
+        """Column profiles, then integrity on the target."""
+        findings: list[Finding] = []
+        tick = time.perf_counter()
+        for shape in shapes:
+            if shape is None:
+                continue
+            table = next(t for t in self.tables if t.name == shape.name)
+            # Min and max mean the same on both sides only for one storage class and
+            # values without UTC offsets (SQLite orders those as text).
+            unordered = {
+                c.name
+                for c in table.columns
+                if c.cast.conversion == "timestamptz" or (c.profile is not None and c.profile.mixed)
+            }
+            findings += profile_findings(
+                self.sqlite, self.pg, shape, excluded.get(shape.name), self.timezone, unordered
+            )
+        seconds["profiles"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        present = {t: {c.name for c in cols} for t, cols in actual.items()}
+        findings += integrity_findings(self.pg, self.schema, self.tables, present)
+        seconds["integrity"] = time.perf_counter() - tick
+        return findings
 
     def _shape(self, table: PlanTable, actual: dict[str, Any]) -> TableShape | None:
         columns = {c.name: c.pg_type for c in actual.get(truncated_pg_name(table.name), [])}
