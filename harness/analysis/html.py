@@ -6,9 +6,7 @@ it shows: charts are matplotlib figures rendered to inline SVG, styles are inlin
 
 from __future__ import annotations
 
-import html
 import io
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import matplotlib
@@ -18,24 +16,9 @@ matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2rem auto;
-       max-width: 1200px; color: #1b1f24; padding: 0 1rem; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem;
-     border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
-th, td { border: 1px solid #d0d7de; padding: .25rem .55rem; text-align: right; }
-th { background: #f6f8fa; } td.l, th.l { text-align: left; }
-.pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
-.note { color: #57606a; font-size: .85rem; } .warn { color: #9a6700; }
-figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; }
-figcaption { color: #57606a; font-size: .8rem; }
-"""
+from harness.analysis.page import STYLE, escape, page, table_html
 
-
-def escape(value: Any) -> str:
-    """Text safe to place in HTML (endpoint names contain ``<``, ``&``, ``[id]``...)."""
-    return html.escape(str(value), quote=True)
+__all__ = ["STYLE", "escape", "figure_svg", "new_figure", "page", "table_html"]
 
 
 def new_figure(width: float = 10.0, height: float = 3.6) -> tuple[Figure, Any]:
@@ -54,34 +37,3 @@ def figure_svg(fig: Figure, caption: str = "") -> str:
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: invalid inside HTML
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return f"<figure>{svg}{cap}</figure>"
-
-
-def table_html(
-    columns: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-    left: int = 1,
-    classes: Sequence[str] | None = None,
-) -> str:
-    """A plain HTML table; the first ``left`` columns are left-aligned (names)."""
-    head = "".join(
-        f'<th class="l">{escape(c)}</th>' if i < left else f"<th>{escape(c)}</th>"
-        for i, c in enumerate(columns)
-    )
-    body = []
-    for r, row in enumerate(rows):
-        cls = f' class="{classes[r]}"' if classes and classes[r] else ""
-        cells = "".join(
-            f'<td class="l">{escape(v)}</td>' if i < left else f"<td>{escape(v)}</td>"
-            for i, v in enumerate(row)
-        )
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def page(title: str, sections: Iterable[str]) -> str:
-    """A complete HTML document from already-rendered sections."""
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1>{''.join(sections)}</body></html>"
-    )

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -455,38 +455,44 @@ def compare_one(
         sqlite.close()
 
 
+def ready() -> bool:
+    """A task that only makes a worker import this module (see :func:`hashing_pool`)."""
+    return True
+
+
+def hashing_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for :func:`compare_tables`, already started and with this module
+    loaded, so they are ready while the caller plans (spawned processes import for ~0.5 s)."""
+    import multiprocessing as mp
+
+    pool = ProcessPoolExecutor(max(1, workers), mp_context=mp.get_context("spawn"))
+    for _ in range(max(1, workers)):
+        pool.submit(ready)
+    return pool
+
+
 def compare_tables(
     source: Path,
     pg_url: str,
     shapes: Sequence[TableShape],
     excluded: dict[str, Excluded],
+    pool: ProcessPoolExecutor,
     timezone: str | None = None,
-    workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> list[TableChecksum]:
-    """Compare every table in ``shapes``, ``workers`` tables at a time in processes (the
-    hashing is Python work), largest first; results in ``shapes``' order."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Compare every table in ``shapes`` on the worker processes of ``pool`` (the hashing is
+    Python work), largest first; results in ``shapes``' order."""
+    from concurrent.futures import as_completed
 
     results: dict[str, TableChecksum] = {}
-    if workers <= 1:
-        for shape in shapes:
-            results[shape.name] = compare_one(
-                source, pg_url, shape, excluded.get(shape.name), timezone
-            )
-            if progress is not None:
-                progress(shape.name)
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {
-                pool.submit(
-                    compare_one, source, pg_url, shape, excluded.get(shape.name), timezone
-                ): shape.name
-                for shape in sorted(shapes, key=lambda s: -s.rows)
-            }
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if progress is not None:
-                    progress(futures[future])
+    futures = {
+        pool.submit(compare_one, source, pg_url, shape, excluded.get(shape.name), timezone): (
+            shape.name
+        )
+        for shape in sorted(shapes, key=lambda s: -s.rows)
+    }
+    for future in as_completed(futures):
+        results[futures[future]] = future.result()
+        if progress is not None:
+            progress(futures[future])
     return [results[s.name] for s in shapes]

@@ -210,7 +210,7 @@ def _md(text: str) -> str:
 
 def html(result: ValidationResult) -> str:
     """``validation.html``, in the load reports' style."""
-    from harness.analysis.html import escape, page, table_html
+    from harness.analysis.page import escape, page, table_html
 
     status = _section_status(result)
     verdict = (

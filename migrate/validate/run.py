@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,13 @@ from migrate.names import pg_ident, sqlite_ident, truncated_pg_name
 from migrate.plan import Plan, PlanTable, make_plan, sqlite_path_of
 from migrate.run import default_workers
 from migrate.sqlite_file import open_source
-from migrate.validate.checksums import Excluded, TableChecksum, TableShape, compare_tables
+from migrate.validate.checksums import (
+    Excluded,
+    TableChecksum,
+    TableShape,
+    compare_tables,
+    hashing_pool,
+)
 from migrate.validate.profiles import profile_findings
 from migrate.validate.queries import (
     DEFAULT_REPEAT,
@@ -169,10 +175,8 @@ def _out_dir(opts: ValidateOptions, source: Path) -> Path:
 def validate(opts: ValidateOptions, console: Console | None = None) -> ValidationResult:
     """Run every check and write ``validation.json``, ``validation.md``, ``validation.html``."""
     from harness.services import check_postgres, postgres_url
-    from harness.urls import mask_url, plain_postgres_url
 
     started = time.perf_counter()
-    seconds: dict[str, float] = {}
     path = sqlite_path_of(opts.source)
     overrides, timezone, schema = dict(opts.overrides), opts.timezone, opts.schema
     rejects_dir = opts.rejects_dir
@@ -188,6 +192,30 @@ def validate(opts: ValidateOptions, console: Console | None = None) -> Validatio
     rejects = _load_rejects(rejects_dir)
     url = postgres_url(opts.pg_url)
     check_postgres(url)
+    # The hashing workers start now and load their modules while the source is planned.
+    hashers = hashing_pool(opts.workers or default_workers())
+    try:
+        return _validate(
+            opts, console, path, url, (overrides, timezone, schema), rejects, hashers, started
+        )
+    finally:
+        hashers.shutdown(cancel_futures=True)
+
+
+def _validate(
+    opts: ValidateOptions,
+    console: Console | None,
+    path: Path,
+    url: str,
+    planned: tuple[dict[str, str], str | None, str],
+    rejects: dict[str, list[dict[str, Any]]],
+    hashers: ProcessPoolExecutor,
+    started: float,
+) -> ValidationResult:
+    from harness.urls import mask_url, plain_postgres_url
+
+    overrides, timezone, schema = planned
+    seconds: dict[str, float] = {}
     plan = make_plan(path, overrides=overrides, timezone=timezone, integrity="none")
     tables = _chosen(plan, opts.tables)
     seconds["plan"] = time.perf_counter() - started
@@ -199,7 +227,7 @@ def validate(opts: ValidateOptions, console: Console | None = None) -> Validatio
             # jsonb as PostgreSQL's own text (psycopg would parse it into Python floats).
             pg.adapters.register_loader("jsonb", TextLoader)
             result = _Checks(sqlite, pg, plan, tables, schema, rejects, timezone, console, opts)
-            result.source, result.pg_url = path, plain_postgres_url(url)
+            result.source, result.pg_url, result.hashers = path, plain_postgres_url(url), hashers
             findings, counts, checksums, queries = result.run(seconds)
     except psycopg.Error as exc:
         raise DatabaseError(
@@ -259,6 +287,7 @@ class _Checks:
         self.console, self.opts = console, opts
         self.source = Path()
         self.pg_url = ""
+        self.hashers: ProcessPoolExecutor | None = None
 
     def run(
         self, seconds: dict[str, float]
@@ -363,13 +392,14 @@ class _Checks:
         )
         with bar:
             task = bar.add_task("", total=len(shapes))
+            assert self.hashers is not None
             return compare_tables(
                 self.source,
                 self.pg_url,
                 shapes,
                 excluded,
+                self.hashers,
                 self.timezone,
-                workers=self.opts.workers or default_workers(),
                 progress=lambda _name: bar.advance(task),
             )
 
