@@ -404,6 +404,90 @@ class Plan:
         """:meth:`to_dict` as indented JSON."""
         return json.dumps(self.to_dict(), indent=2, default=str, ensure_ascii=False)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """The plan :meth:`to_dict` wrote (a run's ``plan.json``); ValueError when it is not
+        one of this format."""
+        if data.get("format") != PLAN_FORMAT:
+            raise ValueError(f"not a {PLAN_FORMAT} plan")
+        return cls(
+            source=data["source"],
+            sqlite_version=data["sqlite_version"],
+            timezone=data["timezone"],
+            overrides=dict(data["overrides"]),
+            tables=[_table_from(t) for t in data["tables"]],
+            views=[
+                PlanView(v["name"], tuple(v["columns"]), _translation(v["translation"]))
+                for v in data["views"]
+            ],
+            human=[HumanItem(**h) for h in data["human"]],
+            review=[HumanItem(**h) for h in data["review"]],
+            identities=[IdentityStep(**i) for i in data["identities"]],
+            pragmas=dict(data["pragmas"]),
+            profile={
+                name: TableProfile(
+                    **{**p, "columns": {c: _column_profile(v) for c, v in p["columns"].items()}}
+                )
+                for name, p in data["profile"].items()
+            },
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+
+def _translation(data: Mapping[str, Any]) -> Translation:
+    return Translation(data["source"], data["sql"], data["status"], tuple(data["reasons"]))
+
+
+def _maybe_translation(data: Mapping[str, Any] | None) -> Translation | None:
+    return None if data is None else _translation(data)
+
+
+def _column_profile(data: Mapping[str, Any] | None) -> ColumnProfile | None:
+    return None if data is None else ColumnProfile(**data)
+
+
+def _table_from(data: Mapping[str, Any]) -> PlanTable:
+    columns = [
+        PlanColumn(
+            name=c["name"],
+            declared_type=c["declared_type"],
+            cast=Cast(**{**c["cast"], "notes": tuple(c["cast"]["notes"])}),
+            not_null=c["not_null"],
+            default=_maybe_translation(c["default"]),
+            generated=_maybe_translation(c["generated"]),
+            generated_stored=c["generated_stored"],
+            collation=c["collation"],
+            profile=_column_profile(c["profile"]),
+        )
+        for c in data["columns"]
+    ]
+    checks = [
+        PlanCheck(k["name"], k["column"], _translation(k["translation"])) for k in data["checks"]
+    ]
+    return PlanTable(
+        name=data["name"],
+        rows=data["rows"],
+        columns=columns,
+        primary_key=tuple(data["primary_key"]),
+        uniques=[tuple(u) for u in data["uniques"]],
+        checks=checks,
+        indexes=[PlanIndex(**i) for i in data["indexes"]],
+        foreign_keys=[
+            PlanForeignKey(
+                **{
+                    **f,
+                    "columns": tuple(f["columns"]),
+                    "ref_columns": tuple(f["ref_columns"]),
+                }
+            )
+            for f in data["foreign_keys"]
+        ],
+        without_rowid=data["without_rowid"],
+        strict=data["strict"],
+        autoincrement=data["autoincrement"],
+        notes=list(data["notes"]),
+    )
+
 
 # -- comments -------------------------------------------------------------------------------
 

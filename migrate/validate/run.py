@@ -168,6 +168,18 @@ def _run_options(run_dir: Path) -> tuple[dict[str, str], str | None, str | None]
     return dict(plan.get("overrides") or {}), plan.get("timezone"), schema
 
 
+def _run_plan(run_dir: Path | None, source: Path) -> Plan | None:
+    """The plan a migration run used (its plan.json), when it was made for ``source``: what
+    was expected of PostgreSQL then, without profiling the source again."""
+    if run_dir is None:
+        return None
+    try:
+        plan = Plan.from_dict(json.loads((run_dir / "plan.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return plan if Path(plan.source).resolve() == source.resolve() else None
+
+
 def _out_dir(opts: ValidateOptions, source: Path) -> Path:
     return opts.out_dir or new_run_dir(opts.runs_dir, f"validate-{source.stem}")
 
@@ -216,7 +228,9 @@ def _validate(
 
     overrides, timezone, schema = planned
     seconds: dict[str, float] = {}
-    plan = make_plan(path, overrides=overrides, timezone=timezone, integrity="none")
+    plan = _run_plan(opts.run_dir, path) or make_plan(
+        path, overrides=overrides, timezone=timezone, integrity="none"
+    )
     tables = _chosen(plan, opts.tables)
     seconds["plan"] = time.perf_counter() - started
     sqlite = open_source(path)

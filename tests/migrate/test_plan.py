@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.sqltypes import TypeEngine
@@ -160,3 +161,17 @@ def test_json_and_table_views(reference_plan: Plan) -> None:
 
 def test_plan_is_deterministic(reference_db: Path, reference_plan: Plan) -> None:
     assert make_plan(reference_db).ddl() == reference_plan.ddl()
+
+
+def test_a_plan_reads_back_from_its_json(reference_plan: Plan) -> None:
+    from migrate.plan import Plan as PlanClass
+    from migrate.run import plan_digest
+
+    again = PlanClass.from_dict(json.loads(reference_plan.to_json()))
+    assert again.ddl() == reference_plan.ddl()
+    assert plan_digest(again) == plan_digest(reference_plan)
+    assert [t.create_sql_for_copy for t in again.tables] == [
+        t.create_sql_for_copy for t in reference_plan.tables
+    ]
+    with pytest.raises(ValueError, match="not a"):
+        PlanClass.from_dict({"format": "something else"})
