@@ -68,6 +68,7 @@ from bench._common import (
 from harness.dataset import DatasetSpec, write_dataset
 from harness.services import postgres_url
 from migrate.convert import fast_converter
+from migrate.names import pg_ident
 from migrate.plan import Plan, make_plan
 from migrate.reader import Chunk, read_fast
 from migrate.run import default_workers, table_specs
@@ -138,10 +139,13 @@ async def plain_copy(plan: Plan, url: str, data: dict[str, list[Any]]) -> Limit:
         copy_s = time.perf_counter() - started
         started = time.perf_counter()
         for table in plan.tables:
-            keys = [f"ALTER TABLE {_q(table.name)} ADD PRIMARY KEY ({_cols(table.primary_key)})"]
-            keys = keys if table.primary_key else []
-            keys += [f"ALTER TABLE {_q(table.name)} ADD UNIQUE ({_cols(u)})" for u in table.uniques]
-            for statement in keys:
+            t = pg_ident(table.name)
+            keys = [", ".join(map(pg_ident, table.primary_key))] if table.primary_key else []
+            statements = [f"ALTER TABLE {t} ADD PRIMARY KEY ({k})" for k in keys]
+            statements += [
+                f"ALTER TABLE {t} ADD UNIQUE ({', '.join(map(pg_ident, u))})" for u in table.uniques
+            ]
+            for statement in statements:
                 await con.execute(statement)
         for phase in ("indexes", "foreign_keys"):
             for statement in plan.statements(phase):
@@ -150,14 +154,6 @@ async def plain_copy(plan: Plan, url: str, data: dict[str, list[Any]]) -> Limit:
     finally:
         await con.close()
     return Limit(sum(len(v) for v in data.values()), copy_s, finish_s)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _cols(names: tuple[str, ...]) -> str:
-    return ", ".join(_q(n) for n in names)
 
 
 # -- the command ----------------------------------------------------------------------------

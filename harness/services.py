@@ -50,7 +50,7 @@ import redis.exceptions
 
 from harness import config
 from harness.errors import DatabaseError, ServiceError
-from harness.urls import mask_url, plain_postgres_url
+from harness.urls import mask_url, plain_postgres_url, scrub_secret
 
 __all__ = [
     "EmbeddedPostgres",
@@ -264,17 +264,7 @@ def _tail(path: Path, secret: str | None, lines: int = LOG_TAIL_LINES) -> str:
     except OSError:
         return f"(no log at {path})"
     tail = "\n".join(text.strip().splitlines()[-lines:]) or "(log is empty)"
-    return _scrub(tail, secret)
-
-
-def _scrub(text: str, secret: str | None) -> str:
-    """Replace ``secret`` (as given and URL-encoded) in ``text`` with ``***``."""
-    if not secret:
-        return text
-    for form in {secret, quote(secret, safe=""), unquote(secret)}:
-        if form:
-            text = text.replace(form, "***")
-    return text
+    return scrub_secret(tail, secret)
 
 
 def _run(
@@ -311,7 +301,7 @@ def _run(
                 return
             code = f"exit {result.returncode}"
         out.seek(0)
-        output = _scrub(out.read().strip(), secret)
+        output = scrub_secret(out.read().strip(), secret)
     detail = output
     if log is not None:
         detail = f"{output}\n--- last lines of {log} ---\n{_tail(log, secret)}"
@@ -802,7 +792,7 @@ def check_postgres(url: str, timeout: float = 5.0) -> None:
         ) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        text = _scrub(str(exc), secret)
+        text = scrub_secret(str(exc), secret)
         lower = text.lower()
         first = " ".join(text.split())
         if "password authentication failed" in lower:
@@ -848,12 +838,12 @@ def check_redis(url: str, timeout: float = 2.0) -> None:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     except ValueError as exc:
         raise DatabaseError(
-            f"not a Redis URL: {mask_url(url)} ({_scrub(str(exc), secret)})"
+            f"not a Redis URL: {mask_url(url)} ({scrub_secret(str(exc), secret)})"
         ) from None
     try:
         client.ping()
     except redis.exceptions.AuthenticationError as exc:
-        text = _scrub(str(exc), secret)
+        text = scrub_secret(str(exc), secret)
         if secret is None or "NOAUTH" in text or "without any password" in text:
             if secret is None:
                 msg = (
@@ -866,7 +856,7 @@ def check_redis(url: str, timeout: float = 2.0) -> None:
             msg = f"Redis at {where} refused the password (WRONGPASS); check it in the URL"
         raise DatabaseError(msg) from None
     except redis.exceptions.ResponseError as exc:
-        text = " ".join(_scrub(str(exc), secret).split())
+        text = " ".join(scrub_secret(str(exc), secret).split())
         if "NOAUTH" in text:
             msg = (
                 f"Redis at {where} needs a password; put it in the URL "
@@ -881,14 +871,14 @@ def check_redis(url: str, timeout: float = 2.0) -> None:
             "check the host, port and firewall"
         ) from None
     except redis.exceptions.ConnectionError as exc:
-        text = " ".join(_scrub(str(exc), secret).split())
+        text = " ".join(scrub_secret(str(exc), secret).split())
         if "refused" in text.lower():
             msg = f"cannot reach Redis at {where}: connection refused; is the server running?"
         else:
             msg = f"cannot reach Redis at {where}: {text}"
         raise DatabaseError(msg) from None
     except redis.exceptions.RedisError as exc:
-        text = " ".join(_scrub(str(exc), secret).split())
+        text = " ".join(scrub_secret(str(exc), secret).split())
         raise DatabaseError(f"cannot use Redis at {where}: {text}") from None
     finally:
         client.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -41,6 +41,16 @@ def mask_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     netloc = f"{user}:{MASK}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def scrub_secret(text: str, secret: str | None) -> str:
+    """Replace ``secret`` (as given and URL-encoded) in ``text`` with ``***``."""
+    if not secret:
+        return text
+    for form in {secret, quote(secret, safe=""), unquote(secret)}:
+        if form:
+            text = text.replace(form, MASK)
+    return text
 
 
 def is_postgres(url: str) -> bool:

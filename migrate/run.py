@@ -25,6 +25,7 @@ from rich.console import Console
 
 from harness.errors import ConfigError
 from harness.run_dirs import new_run_dir
+from harness.urls import mask_url
 from migrate import rejects, state
 from migrate.convert import ColumnSpec, TableSpec
 from migrate.errors import CopyError, MigrationError, ResumeError, TargetError
@@ -577,7 +578,7 @@ class _Migration:
             run_id=run.id,
             out_dir=str(out_dir),
             source=str(self.path),
-            target=_masked(self.url),
+            target=mask_url(self.url),
             schema=run.target_schema,
             resumed=self.resumed,
             workers=self.workers,
@@ -600,9 +601,3 @@ class _Migration:
             return
         with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             await state.mark_stopped(con, self.current.id, self.current.owner)
-
-
-def _masked(url: str) -> str:
-    from harness.urls import mask_url
-
-    return mask_url(url)

@@ -74,12 +74,10 @@ async def connect(url: str, schema: str | None = None, *, bulk: bool = False) ->
             dsn=libpq_url(url), server_settings=settings, timeout=CONNECT_TIMEOUT_S
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        from harness.urls import mask_url
+        from harness.urls import mask_url, scrub_secret
 
-        password = urlsplit(libpq_url(url)).password or ""
-        text = " ".join(str(exc).split())
-        if password:
-            text = text.replace(password, "***")
+        password = urlsplit(libpq_url(url)).password
+        text = " ".join(scrub_secret(str(exc), password).split())
         raise DatabaseError(f"cannot connect to PostgreSQL at {mask_url(url)}: {text}") from None
 
 

@@ -22,11 +22,11 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from harness.errors import ConfigError
@@ -189,14 +189,6 @@ def _ordered(sql: str) -> bool:
     return tree.args.get("order") is not None
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
-    return ordered[rank]
-
-
 def run_query(
     query: NamedQuery,
     sqlite: sqlite3.Connection,
@@ -233,14 +225,9 @@ def run_query(
         result.flags.append(f"failed: {' '.join(str(exc).split())}")
         return result
     pg.rollback()
-    result.sqlite_p50_ms, result.sqlite_p95_ms = (
-        _percentile(mine_times, 0.5),
-        _percentile(mine_times, 0.95),
-    )
-    result.pg_p50_ms, result.pg_p95_ms = (
-        _percentile(theirs_times, 0.5),
-        _percentile(theirs_times, 0.95),
-    )
+    # numpy's linear percentiles, as every report of the harness computes them.
+    result.sqlite_p50_ms, result.sqlite_p95_ms = map(float, np.percentile(mine_times, [50, 95]))
+    result.pg_p50_ms, result.pg_p95_ms = map(float, np.percentile(theirs_times, [50, 95]))
     result.rows = len(theirs)
     _compare_rows(result, mine, theirs, types, _ordered(query.sql), timezone)
     _read_plan(result, plan_json[0] if plan_json else [], pg)
