@@ -40,8 +40,9 @@ from harness.errors import ConfigError, HarnessError
 from harness.target.models import MAX_BATCH, ArtifactKind
 from harness.urls import mask_url
 from harness.users import settings
-from harness.users.base import IdRange, Popularity, WeightedTasks, check_ranges, shared_popularity
+from harness.users.base import WeightedTasks, shared_popularity
 from harness.users.base import stop_test as _stop_test
+from harness.workload import IdRange, Popularity, check_ranges
 
 META_TIMEOUT_S = 10.0
 # Score thresholds a dashboard offers: few distinct values, so they are cacheable as in real use.

@@ -15,61 +15,19 @@ import os
 import threading
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 import gevent
 import numpy as np
 
 from harness.errors import ConfigError, HarnessError
-from harness.popularity import DEFAULT_EXPONENT, ZipfSampler
+from harness.popularity import DEFAULT_EXPONENT
 from harness.users import settings
+from harness.workload import IdRange, Popularity
 
 logger = logging.getLogger(__name__)
 
 TASK_PREFIX = "task_"
-# The tables whose ids users draw, as /meta and the database name them.
-ID_KINDS = ("artifacts", "topics", "entities", "sources")
-
-
-@dataclass(frozen=True)
-class IdRange:
-    """The ids of one table: ``min_id .. max_id`` (ids are dense in the reference data)."""
-
-    min_id: int
-    max_id: int
-
-    @property
-    def size(self) -> int:
-        return self.max_id - self.min_id + 1
-
-
-class Popularity:
-    """Zipf samplers over the real id range of each table, shared by a process's users.
-
-    The samplers are read-only once built (each user draws with its own generator), so one
-    instance serves every greenlet. The hot-id permutation is seeded from the run's seed, so
-    every user and every worker process agree on which ids are hot, as real traffic does.
-    """
-
-    def __init__(self, ranges: Mapping[str, IdRange], exponent: float, seed: int) -> None:
-        self.ranges = dict(ranges)
-        self.exponent = exponent
-        self._samplers = {
-            kind: ZipfSampler(
-                r.size, first=r.min_id, exponent=exponent, seed=[seed, zlib.crc32(kind.encode())]
-            )
-            for kind, r in self.ranges.items()
-        }
-
-    def draw(self, rng: np.random.Generator, kind: str) -> int:
-        """One id of table ``kind`` with skewed popularity."""
-        return int(self._samplers[kind].sample(rng, 1)[0])
-
-    def draw_distinct(self, rng: np.random.Generator, kind: str, k: int) -> list[int]:
-        """Up to ``k`` distinct ids of ``kind`` (fewer when the table is smaller)."""
-        drawn = dict.fromkeys(int(i) for i in self._samplers[kind].sample(rng, k))
-        return list(drawn)[: min(k, self.ranges[kind].size)]
 
 
 _popularity: dict[tuple[str, float, int], Popularity] = {}
@@ -104,20 +62,6 @@ def shared_popularity(
                 ", ".join(f"{k} {r.min_id}..{r.max_id}" for k, r in found.ranges.items()),
             )
         return found
-
-
-def check_ranges(ranges: Mapping[str, Any], *, where: str) -> dict[str, IdRange]:
-    """Turn ``{"artifacts": {"min_id": 1, "max_id": 9}, ...}`` into :class:`IdRange` values."""
-    out: dict[str, IdRange] = {}
-    for kind in ID_KINDS:
-        item = ranges.get(kind)
-        if not isinstance(item, Mapping):
-            raise HarnessError(f"{where} gives no id range for {kind}")
-        low, high = item.get("min_id"), item.get("max_id")
-        if low is None or high is None:
-            raise HarnessError(f"{where}: table {kind} is empty; load a dataset first")
-        out[kind] = IdRange(int(low), int(high))
-    return out
 
 
 _stopping = False

@@ -20,13 +20,11 @@ Neither driver may block the other Locust users of the process:
 
 from __future__ import annotations
 
-import inspect
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,105 +36,27 @@ from gevent.threadpool import ThreadPool
 from locust import User, events
 from psycopg import waiting
 from psycopg_pool import ConnectionPool
-from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect
 
 from harness.errors import ConfigError, DatabaseError, DatasetError, HarnessError
-from harness.target.queries import CRITICAL_QUERIES
-from harness.target.tables import artifacts, dataset_info, entities, sources, topics
 from harness.urls import is_postgres, mask_url, plain_postgres_url, sqlite_path
 from harness.users import settings
-from harness.users.base import (
-    IdRange,
+from harness.users.base import WeightedTasks, shared_popularity, stop_test
+from harness.workload import (
+    CRITICAL_WEIGHTS,
+    RECENT_DAYS,
+    CompiledQuery,
+    DatasetFacts,
     Popularity,
-    WeightedTasks,
-    check_ranges,
-    shared_popularity,
-    stop_test,
+    compile_critical_queries,
+    draw_params,
+    read_facts,
 )
 
-RECENT_DAYS = 7
 SQLITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CONNECT_TIMEOUT_S = 10
-# The id parameter of a query -> the table whose ids it takes.
-ID_PARAMS = {"artifact_id": "artifacts", "topic_id": "topics", "entity_id": "entities"}
-_RANGE_TABLES = {"artifacts": artifacts, "topics": topics, "entities": entities, "sources": sources}
-
-
-@dataclass(frozen=True)
-class CompiledQuery:
-    """One statement as SQL text for one driver, with its parameters' defaults."""
-
-    name: str
-    sql: str
-    #: Values of the binds the statement carries itself (e.g. SQLite's ``OFFSET 0``).
-    defaults: Mapping[str, Any]
-    #: The parameters a caller supplies.
-    params: tuple[str, ...]
-    #: The builder's default ``limit`` (50, or 10 for an entity profile), if it takes one.
-    limit: int | None
-
-
-def compile_statement(stmt: Select[Any], dialect: Dialect) -> tuple[str, dict[str, Any]]:
-    """SQL text of ``stmt`` in ``dialect``'s paramstyle and the values of its own binds."""
-    compiled = stmt.compile(dialect=dialect)
-    return str(compiled), dict(compiled.params)
-
-
-def compile_critical_queries(dialect: Dialect) -> dict[str, CompiledQuery]:
-    """Every critical query compiled once for ``dialect``, named binds for its parameters."""
-    out: dict[str, CompiledQuery] = {}
-    for name, query in CRITICAL_QUERIES.items():
-        stmt = query.build(**{p: bindparam(p) for p in query.params})
-        sql, binds = compile_statement(stmt, dialect)
-        limit = inspect.signature(query.build).parameters.get("limit")
-        out[name] = CompiledQuery(
-            name=name,
-            sql=sql,
-            defaults={k: v for k, v in binds.items() if k not in query.params},
-            params=query.params,
-            limit=limit.default if limit is not None else None,
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class DatasetFacts:
-    """What a database user needs to know about the dataset before drawing parameters."""
-
-    ranges: dict[str, IdRange]
-    anchor: datetime
-
-
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    return datetime.fromisoformat(str(value))
-
-
-def read_facts(
-    fetch: Callable[[str, Mapping[str, Any]], Sequence[Any]], dialect: Dialect
-) -> DatasetFacts:
-    """Id ranges and the anchor ("now" of the data), through ``fetch(sql, params) -> rows``."""
-    ranges: dict[str, Any] = {}
-    for kind, table in _RANGE_TABLES.items():
-        sql, params = compile_statement(select(func.min(table.c.id), func.max(table.c.id)), dialect)
-        low, high = fetch(sql, params)[0]
-        ranges[kind] = {"min_id": low, "max_id": high}
-    checked = check_ranges(ranges, where="the database")
-    sql, params = compile_statement(
-        select(dataset_info.c.value).where(dataset_info.c.key == "anchor"), dialect
-    )
-    rows = fetch(sql, params)
-    if rows:
-        anchor = _as_datetime(rows[0][0])
-    else:
-        # A database not written by `harness dataset`: its newest publication stands for "now".
-        sql, params = compile_statement(select(func.max(artifacts.c.published_at)), dialect)
-        anchor = _as_datetime(fetch(sql, params)[0][0])
-    return DatasetFacts(checked, anchor)
 
 
 # -- backends: one per process and target, shared by every user of it ------------------------
@@ -335,14 +255,7 @@ class DatabaseUser(WeightedTasks, User):
     """
 
     abstract = True
-    weights: ClassVar[dict[str, int]] = {
-        "top_discoveries": 20,
-        "topic_timeline": 20,
-        "citations_out": 15,
-        "citations_in": 15,
-        "recent_discoveries": 10,
-        "entity_profile": 20,
-    }
+    weights: ClassVar[dict[str, int]] = dict(CRITICAL_WEIGHTS)
     weights_env: ClassVar[str] = settings.DB_WEIGHTS_ENV
     # Database users stand for application threads issuing queries back to back.
     think_time: ClassVar[tuple[float, float]] = (0.0, 0.0)
@@ -399,17 +312,7 @@ class DatabaseUser(WeightedTasks, User):
 
     def critical_params(self, query: CompiledQuery) -> dict[str, Any]:
         """Parameters for one run of ``query``: skewed ids, the recent cutoff, the limit."""
-        values: dict[str, Any] = dict(query.defaults)
-        for param in query.params:
-            if param in ID_PARAMS:
-                values[param] = self.popularity.draw(self.rng, ID_PARAMS[param])
-            elif param == "since":
-                values[param] = self.backend.since
-            elif param == "limit":
-                values[param] = query.limit
-            else:
-                raise ConfigError(f"no way to draw parameter {param!r} of query {query.name!r}")
-        return values
+        return draw_params(query, self.popularity, self.rng, self.backend.since)
 
     def run_critical(self, name: str) -> int:
         """Run the critical query ``name`` with freshly drawn parameters."""
