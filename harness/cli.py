@@ -438,6 +438,90 @@ def scale(
         out.print(f"{kind}: {path}")
 
 
+@app.command()
+@reports_errors
+def pools(
+    pg: PgOption = None,
+    driver: Annotated[
+        str, typer.Option(help="psycopg (psycopg_pool, threads), asyncpg (asyncio) or both.")
+    ] = "both",
+    pool_sizes: Annotated[
+        str | None,
+        typer.Option(help="Pool sizes, comma-separated (default 1,2,4,8,(2 x cores)+5,16,32,64)."),
+    ] = None,
+    concurrency: Annotated[
+        str | None,
+        typer.Option(help="Concurrent clients, comma-separated (default 10,50,100,200)."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option(help="A small grid and short cells: about a minute.")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured seconds per cell (default 3, quick 1.5).")
+    ] = None,
+    warmup: Annotated[
+        float | None, typer.Option(help="Warm-up seconds per cell (default 0.5).")
+    ] = None,
+    acquire_timeout: Annotated[
+        float, typer.Option(help="Seconds a client waits for a connection before failing.")
+    ] = 2.0,
+    write_share: Annotated[
+        float, typer.Option(help="Share of iterations that are ingestion transactions.")
+    ] = 0.1,
+    server_cores: Annotated[
+        int | None,
+        typer.Option(help="The server's cores, for the rules of thumb (default: this machine's)."),
+    ] = None,
+    spindles: Annotated[
+        int, typer.Option(help="Effective spindle count in HikariCP's formula (SSD: 1).")
+    ] = 1,
+    dataset: Annotated[
+        Path | None, typer.Option(help="Reference dataset to load (default: generated).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the parameter draws.")] = 42,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/<UTC>-pools).")
+    ] = None,
+    home: HomeOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar across cells.")] = True,
+) -> None:
+    """Find the connection-pool size that holds the SLA: pool sizes x concurrency, measured
+    with psycopg_pool and asyncpg, the knee of each curve, the rules of thumb checked.
+
+    Exit code 0, or 11 when interrupted (the cells already measured are reported).
+
+    Example: harness pools --quick
+    """
+    from harness.analysis.pools_report import render_terminal
+    from harness.pools import PoolsOptions, run_pools
+    from harness.pools.grid import parse_drivers, parse_sizes
+
+    options = PoolsOptions(
+        pg=pg,
+        dataset=dataset,
+        drivers=parse_drivers(driver),
+        pool_sizes=parse_sizes(pool_sizes, "pool-sizes") if pool_sizes else None,
+        concurrencies=parse_sizes(concurrency, "concurrency") if concurrency else None,
+        quick=quick,
+        warmup_s=warmup,
+        duration_s=duration,
+        acquire_timeout_s=acquire_timeout,
+        write_share=write_share,
+        server_cores=server_cores,
+        spindles=spindles,
+        seed=seed,
+        out_dir=out_dir,
+        home=home,
+        progress=progress,
+    )
+    result = run_pools(options, out)
+    render_terminal(result.data, result.analysis, out)
+    for kind, path in result.files.items():
+        out.print(f"{kind}: {path}")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
 # -- migrate -----------------------------------------------------------------------------------
 
 
