@@ -168,8 +168,16 @@ class PoolsAnalysis:
 
 
 def check_little(cell: Cell, tolerance: float = LITTLE_TOLERANCE) -> LittleCheck:
-    """Little's law on one cell: flagged when X x R strays from the clients in flight."""
-    ratio = cell.get("little_ratio")
+    """Little's law on one cell: flagged when X x R strays from the clients in flight.
+
+    Computed again from the cell's counts, window and mean latency, so a cell whose figures
+    do not agree with each other (or were edited) is caught, not only a stored ratio.
+    """
+    n, window = cell.get("iterations"), cell.get("window_s")
+    mean, clients = cell.get("mean_all_ms"), cell.get("concurrency")
+    ratio: float | None = None
+    if n and window and mean is not None and clients:
+        ratio = float(n) / float(window) * float(mean) / 1000.0 / float(clients)
     ok = ratio is not None and abs(float(ratio) - 1.0) <= tolerance
     return LittleCheck(
         str(cell["driver"]),

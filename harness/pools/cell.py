@@ -169,6 +169,8 @@ def cell_figures(
     figures.update(_percentiles(samples.query_ms[ok], "query_"))
     figures.update(_percentiles(samples.acquire_ms, "acquire_"))
     figures["acquire_mean_ms"] = float(samples.acquire_ms.mean()) if n else None
+    # Every iteration, failures included: each held its client for that long.
+    figures["mean_all_ms"] = float(total.mean()) if n else None
     figures["little_ratio"] = (
         little_ratio(concurrency, n / window_s, float(total.mean())) if n and window_s > 0 else None
     )
