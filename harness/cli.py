@@ -484,6 +484,16 @@ def pools(
     ] = None,
     home: HomeOption = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar across cells.")] = True,
+    api: Annotated[
+        bool,
+        typer.Option(
+            "--api", help="Sweep the reference API's SQLAlchemy pool under a Locust load instead."
+        ),
+    ] = False,
+    scenario: Annotated[
+        str, typer.Option(help="With --api: the scenario each run follows, shrunk.")
+    ] = "steady",
+    redis: RedisOption = None,
 ) -> None:
     """Find the connection-pool size that holds the SLA: pool sizes x concurrency, measured
     with psycopg_pool and asyncpg, the knee of each curve, the rules of thumb checked.
@@ -513,6 +523,9 @@ def pools(
         out_dir=out_dir,
         home=home,
         progress=progress,
+        api=api,
+        scenario=scenario,
+        redis=redis,
     )
     result = run_pools(options, out)
     render_terminal(result.data, result.analysis, out)

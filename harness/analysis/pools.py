@@ -110,6 +110,8 @@ class Overall:
     sla_unreachable: tuple[int, ...]
     #: The largest concurrency up to which the recommended size holds the SLA (0: none).
     sla_up_to: int
+    #: The lowest share of the best throughput this size reaches at any concurrency.
+    worst_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,8 @@ def analyze(cells: Sequence[Cell], formulas: Mapping[str, int]) -> PoolsAnalysis
     """Knees, overall sizes, formula positions, Little's law checks and the recommendation."""
     out = PoolsAnalysis()
     curves = _curves(cells)
-    out.little = [check_little(c) for c in cells]
+    # Locust users think between requests: Little's law with L = users does not apply.
+    out.little = [check_little(c) for c in cells if c.get("closed_loop", True)]
     for (driver, concurrency), curve in curves.items():
         found = find_knee(curve)
         if found is None:
@@ -267,10 +270,9 @@ def _overall(driver: str, curves: Mapping[int, Sequence[Cell]]) -> Overall:
             break
     everywhere = chosen is not None
     if chosen is None:
-        # No size is within the margins everywhere: the knee of the heaviest load measured.
-        heaviest = max(c for c in curves if bests[c] is not None) if any(bests.values()) else None
-        found = find_knee(curves[heaviest]) if heaviest is not None else None
-        chosen = int(found[0]["pool_size"]) if found else (sizes[0] if sizes else 0)
+        # No size is within the margins everywhere: the best compromise, the size whose
+        # worst throughput share across the concurrencies is highest (smaller on a tie).
+        chosen = max(sizes, key=lambda s: (_worst_share(s, curves, bests), -s)) if sizes else 0
     unreachable = tuple(
         conc for conc, curve in sorted(curves.items()) if not any(holds_sla(c) for c in curve)
     )
@@ -280,10 +282,31 @@ def _overall(driver: str, curves: Mapping[int, Sequence[Cell]]) -> Overall:
         if cell is None or not holds_sla(cell):
             break
         up_to = conc
-    return Overall(driver, chosen, everywhere, unreachable, up_to)
+    return Overall(
+        driver, chosen, everywhere, unreachable, up_to, _worst_share(chosen, curves, bests)
+    )
 
 
-DRIVER_NAMES = {"psycopg": "psycopg_pool (threads)", "asyncpg": "asyncpg's pool (asyncio)"}
+def _worst_share(
+    size: int, curves: Mapping[int, Sequence[Cell]], bests: Mapping[int, Cell | None]
+) -> float:
+    """The lowest share of the best throughput ``size`` reaches across the concurrencies."""
+    shares = []
+    for conc, curve in curves.items():
+        best = bests[conc]
+        cell = next((c for c in curve if int(c["pool_size"]) == size), None)
+        if best is None or cell is None or not _usable(cell):
+            shares.append(0.0)
+        else:
+            shares.append(float(cell["throughput"]) / float(best["throughput"]))
+    return min(shares) if shares else 0.0
+
+
+DRIVER_NAMES = {
+    "psycopg": "psycopg_pool (threads)",
+    "asyncpg": "asyncpg's pool (asyncio)",
+    "api": "the reference API's SQLAlchemy pool (Locust load)",
+}
 
 
 def _fmt_ms(value: float | None) -> str:
@@ -318,10 +341,10 @@ def recommend(
                 f"{P99_MARGIN:.0%} of the best cell's."
             )
         elif knees:
-            heaviest = max(knees, key=lambda k: k.concurrency)
             text += (
-                f" No single size is within the margins at every concurrency; {overall.pool_size} "
-                f"is the knee at concurrency {heaviest.concurrency}, the heaviest measured."
+                " No single size is within the margins at every concurrency; "
+                f"{overall.pool_size} is the best compromise: at worst "
+                f"{overall.worst_share:.0%} of the best throughput."
             )
         per_conc = "; ".join(
             f"concurrency {k.concurrency}: knee {k.pool_size} ({k.throughput:,.0f}/s, "
@@ -381,7 +404,8 @@ def recommend(
         more = f" and {len(flagged) - 6} more" if len(flagged) > 6 else ""
         lines.append(
             f"Little's law does not hold within {LITTLE_TOLERANCE:.0%} in {len(flagged)} "
-            f"cell(s): {names}{more}. Their figures are not trustworthy: usually the client "
-            "itself (CPU, GIL) is the bottleneck, so clients spend time outside the pool."
+            f"cell(s): {names}{more}. Their figures are not trustworthy: below 1 the client "
+            "itself (CPU, GIL) held the clients outside the pool; above 1 a stall straddled "
+            "the window's edge or the clock and the counts disagree. Run them again."
         )
     return lines

@@ -148,10 +148,7 @@ def render_terminal(data: Mapping[str, Any], analysis: PoolsAnalysis, console: C
         if not cells:
             continue
         concs = sorted({int(c["concurrency"]) for c in cells})
-        table = Table(
-            title=DRIVER_NAMES.get(driver, driver),
-            caption="each cell: throughput/s | p99 ms | acquire p99 ms; * the knee",
-        )
+        table = Table(title=DRIVER_NAMES.get(driver, driver), title_justify="left")
         table.add_column("pool", justify="right")
         for conc in concs:
             table.add_column(f"c={conc}", justify="right")
@@ -170,8 +167,9 @@ def render_terminal(data: Mapping[str, Any], analysis: PoolsAnalysis, console: C
             table.add_row(*row)
         console.print(table)
     console.print(
-        "knee: the smallest pool within 5% of the best throughput whose p99 is within 10% "
-        "of the best cell's"
+        "each cell: throughput/s | p99 ms | acquire p99 ms; * the knee: the smallest pool "
+        "within 5% of the best throughput whose p99 is within 10% of the best cell's",
+        highlight=False,
     )
     console.print(_status_line(data), highlight=False)
     for line in analysis.recommendation:
@@ -183,10 +181,38 @@ def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
 
 
-def markdown(data: Mapping[str, Any], analysis: PoolsAnalysis) -> str:
-    """``pools.md``."""
+def measured_lines(data: Mapping[str, Any]) -> list[str]:
+    """How the figures were measured, for both reports."""
     server = data["server"]
     grid = data["grid"]
+    lines = [
+        f"Target: {data['target']} (PostgreSQL {server['version']}, max_connections "
+        f"{server['max_connections']}, {server['cores']} cores from {server['cores_from']}).",
+    ]
+    if data.get("mode") == "api":
+        lines += [
+            f"Workload: the {grid.get('scenario', 'steady')} scenario shrunk to "
+            f"{grid['duration_s']:g} s per pool size, run by `harness run --backend postgres` "
+            "against the reference API (its Redis cache on); one run directory per cell "
+            "under api/.",
+        ]
+    else:
+        lines += [
+            f"Database: a private clone of the reference dataset ({data['dataset']}), "
+            "dropped after.",
+            f"Workload: the critical queries with the database users' weights, plus "
+            f"{grid['write_share']:.0%} ingestion transactions; one client per thread "
+            "(psycopg) or task (asyncpg), no think time.",
+            f"Each cell: {grid['warmup_s']} s warm-up, {grid['duration_s']} s measured; "
+            f"acquire timeout {grid['acquire_timeout_s']} s; seed {grid['seed']}.",
+        ]
+    lines += [f"{k}: {v}." for k, v in data["definitions"].items()]
+    lines.append(f"harness {data['harness_version']}, started {data['started']}.")
+    return lines
+
+
+def markdown(data: Mapping[str, Any], analysis: PoolsAnalysis) -> str:
+    """``pools.md``."""
     parts = [
         "# Connection pool sizing\n",
         _status_line(data) + "\n",
@@ -194,23 +220,19 @@ def markdown(data: Mapping[str, Any], analysis: PoolsAnalysis) -> str:
         *(f"- {line}" for line in analysis.recommendation),
         "",
         "## How it was measured\n",
-        f"- Target: {data['target']} (PostgreSQL {server['version']}, max_connections "
-        f"{server['max_connections']}, {server['cores']} cores from {server['cores_from']}); "
-        f"a private clone of the reference dataset ({data['dataset']}), dropped after.",
-        f"- Workload: the critical queries with the database users' weights, plus "
-        f"{grid['write_share']:.0%} ingestion transactions; one client per thread (psycopg) "
-        "or task (asyncpg), no think time.",
-        f"- Each cell: {grid['warmup_s']} s warm-up, {grid['duration_s']} s measured; acquire "
-        f"timeout {grid['acquire_timeout_s']} s; seed {grid['seed']}.",
-        *(f"- {k}: {v}." for k, v in data["definitions"].items()),
+        *(f"- {line}" for line in measured_lines(data)),
         f"- Knee: {analysis.to_dict()['knee_rule']}. SLA: {analysis.to_dict()['sla']}.",
         "",
         "## Rules of thumb against the measurements\n",
         _md_table(FORMULA_COLUMNS, formula_rows(analysis)),
         "## Every cell\n",
         _md_table(CELL_COLUMNS, cell_rows(data, analysis)),
-        "Raw samples: `samples/<driver>-pool<size>-c<concurrency>.parquet`; "
-        "`pg_stat_activity` samples: `activity/`.\n",
+        (
+            "Raw samples: each cell's run directory under `api/`.\n"
+            if data.get("mode") == "api"
+            else "Raw samples: `samples/<driver>-pool<size>-c<concurrency>.parquet`; "
+            "`pg_stat_activity` samples: `activity/`.\n"
+        ),
     ]
     return "\n".join(parts)
 
@@ -405,22 +427,9 @@ def html_report(data: Mapping[str, Any], analysis: PoolsAnalysis) -> str:
     sections.append(table_html(FORMULA_COLUMNS, formula_rows(analysis), left=3))
     sections.append("<h2>Every cell</h2>")
     sections.append(table_html(CELL_COLUMNS, cell_rows(data, analysis), left=1))
-    server = data["server"]
-    grid = data["grid"]
     sections.append(
         "<h2>How it was measured</h2><ul>"
-        + "".join(
-            f"<li>{escape(x)}</li>"
-            for x in [
-                f"Target {data['target']}: PostgreSQL {server['version']}, max_connections "
-                f"{server['max_connections']}, {server['cores']} cores ({server['cores_from']}).",
-                f"Each cell: {grid['warmup_s']} s warm-up, {grid['duration_s']} s measured, "
-                f"acquire timeout {grid['acquire_timeout_s']} s, write share "
-                f"{grid['write_share']:.0%}, seed {grid['seed']}.",
-                *(f"{k}: {v}." for k, v in data["definitions"].items()),
-                f"harness {data['harness_version']}, started {data['started']}.",
-            ]
-        )
+        + "".join(f"<li>{escape(x)}</li>" for x in measured_lines(data))
         + "</ul>"
     )
     return page("Connection pool sizing", sections)

@@ -78,6 +78,10 @@ class PoolsOptions:
     out_dir: Path | None = None
     home: Path | None = None
     progress: bool = True
+    #: Sweep the reference API's SQLAlchemy pool under a Locust load instead of the drivers.
+    api: bool = False
+    scenario: str = "steady"
+    redis: str | None = None
 
     def timing(self) -> CellTiming:
         warmup = (
@@ -212,12 +216,18 @@ def run_pools(options: PoolsOptions, console: Console | None = None) -> PoolsRes
     from harness.target.launch import default_dataset
 
     options.check()
+    if options.api:
+        from harness.pools.api_sweep import check_scenario
+
+        check_scenario(options.scenario)  # a typo fails before any server is touched
     timing = options.timing()
     dataset = options.dataset or default_dataset(console)
     if not dataset.is_file():
         raise DatasetError(f"--dataset {dataset} does not exist; create it with harness dataset")
     server = postgres_url(options.pg, root=options.home)
     check_postgres(server)
+    if options.api:
+        return _api_experiment(options, timing, dataset, server, console)
     with _private_database(server, dataset, console) as db_url:
         url = plain_postgres_url(db_url)
         monitor = Monitor(url)
@@ -330,19 +340,7 @@ def _experiment(
     finally:
         if progress is not None:
             progress.stop()
-    data["ended"] = datetime.now(UTC).isoformat()
-    data["elapsed_s"] = round(time.monotonic() - started, 3)
-    data["interrupted"] = interrupted
-    data["complete"] = not interrupted and len(data["cells"]) == grid.cells
-    analysis = analyze(data["cells"], formulas)
-    data["analysis"] = analysis.to_dict()
-    _write_json(run_dir / "pools.json", data)
-    result = PoolsResult(run_dir, data, analysis, interrupted)
-    from harness.analysis.pools_report import write_reports
-
-    result.files = write_reports(result.data, analysis, run_dir)
-    result.files["json"] = run_dir / "pools.json"
-    return result
+    return _finish(data, run_dir, formulas, grid, interrupted, started)
 
 
 def _metadata(
@@ -428,3 +426,129 @@ def _intro(
     if not local:
         lines.append("server CPU is not measured: the server does not run on this machine")
     return lines
+
+
+def _api_experiment(
+    options: PoolsOptions,
+    timing: CellTiming,
+    dataset: Path,
+    server: str,
+    console: Console | None,
+) -> PoolsResult:
+    from harness.pools import api_sweep
+
+    with psycopg.connect(plain_postgres_url(server), autocommit=True, connect_timeout=10) as conn:
+        limits = server_limits(conn)
+        version = _server_version(conn)
+    cores = options.server_cores or os.cpu_count() or 1
+    sizes = options.pool_sizes or tuple(
+        sorted({*api_sweep.DEFAULT_API_SIZES, rule_of_thumb(cores)})
+    )
+    users = options.concurrencies or (
+        api_sweep.QUICK_USERS if options.quick else api_sweep.DEFAULT_USERS
+    )
+    grid = build_grid(limits, cores, drivers=("api",), pool_sizes=sizes, concurrencies=users)
+    duration = options.duration_s or (
+        api_sweep.QUICK_API_DURATION_S if options.quick else api_sweep.DEFAULT_API_DURATION_S
+    )
+    formulas = {RULE: rule_of_thumb(cores), HIKARI: hikari_formula(cores, options.spindles)}
+    run_dir = options.out_dir or new_run_dir(options.runs_dir, "pools-api")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "harness_version": __version__,
+        "mode": "api",
+        "started": datetime.now(UTC).isoformat(),
+        "target": mask_url(server),
+        "dataset": str(dataset),
+        "server": {
+            "version": version,
+            "max_connections": limits.max_connections,
+            "reserved_connections": limits.reserved,
+            "in_use_at_start": limits.in_use,
+            "available_for_pool": limits.available,
+            "local": None,
+            "cores": cores,
+            "cores_from": "--server-cores" if options.server_cores else "this machine",
+        },
+        "grid": {
+            "drivers": ["api"],
+            "pool_sizes": list(grid.pool_sizes),
+            "concurrencies": list(grid.concurrencies),
+            "dropped_pool_sizes": [],
+            "warmup_s": 0.0,
+            "duration_s": duration,
+            "acquire_timeout_s": timing.acquire_timeout_s,
+            "write_share": None,
+            "seed": options.seed,
+            "quick": options.quick,
+            "scenario": options.scenario,
+        },
+        "formulas": formulas,
+        "spindles": options.spindles,
+        "definitions": {
+            "latency": "Locust's response time of each request, exact, in the scenario's last "
+            "stage (the ramp is left out)",
+            "throughput": "requests answered without error per second of that stage",
+            "concurrency": "Locust users (with the scenario's think time)",
+            "pool": "the API's SQLAlchemy pool_size, max_overflow 0",
+            "percentiles": "numpy linear interpolation over every sample of the stage",
+        },
+        "cells": [],
+    }
+    _write_json(run_dir / "pools.json", data)
+    if console is not None:
+        console.print(
+            f"API sweep: pool sizes {', '.join(map(str, grid.pool_sizes))} x users "
+            f"{', '.join(map(str, grid.concurrencies))}, {duration:g} s of {options.scenario} "
+            "each, against the reference API on PostgreSQL",
+            highlight=False,
+        )
+
+    def save(cell: dict[str, Any]) -> None:
+        data["cells"].append(cell)
+        _write_json(run_dir / "pools.json", data)
+
+    interrupted = False
+    started = time.monotonic()
+    try:
+        api_sweep.run_api_sweep(
+            sizes=grid.pool_sizes,
+            users=grid.concurrencies,
+            duration_s=duration,
+            acquire_timeout_s=timing.acquire_timeout_s,
+            scenario=options.scenario,
+            pg=options.pg,
+            redis=options.redis,
+            dataset=dataset,
+            out_dir=run_dir,
+            console=console if options.progress else None,
+            on_cell=save,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    return _finish(data, run_dir, formulas, grid, interrupted, started)
+
+
+def _finish(
+    data: dict[str, Any],
+    run_dir: Path,
+    formulas: dict[str, int],
+    grid: Grid,
+    interrupted: bool,
+    started: float,
+) -> PoolsResult:
+    """Analyse the cells measured, write pools.json, pools.md and pools.html."""
+    from harness.analysis.pools_report import write_reports
+
+    data["ended"] = datetime.now(UTC).isoformat()
+    data["elapsed_s"] = round(time.monotonic() - started, 3)
+    data["interrupted"] = interrupted
+    data["complete"] = not interrupted and len(data["cells"]) == grid.cells
+    analysis = analyze(data["cells"], formulas)
+    data["analysis"] = analysis.to_dict()
+    _write_json(run_dir / "pools.json", data)
+    result = PoolsResult(run_dir, data, analysis, interrupted)
+    result.files = write_reports(result.data, analysis, run_dir)
+    result.files["json"] = run_dir / "pools.json"
+    return result

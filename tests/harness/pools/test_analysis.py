@@ -97,3 +97,15 @@ def test_littles_law_flags_a_doctored_cell() -> None:
     result = analyze([*cells[:3], doctored, *cells[4:]], {})
     assert [c.pool_size for c in result.little_flagged] == [8]
     assert "Little's law does not hold" in " ".join(result.recommendation)
+
+
+def test_without_a_size_that_fits_everywhere_the_best_compromise_is_chosen() -> None:
+    # Light load peaks at 4 and falls; heavy load needs 16. No size is within 5% of both.
+    light = curve([300, 380, 400, 340, 330, 300], [10, 8, 7, 9, 9, 10], concurrency=10)
+    heavy = curve([100, 190, 300, 360, 400, 390], [90, 60, 40, 35, 30, 31], concurrency=200)
+    result = analyze(light + heavy, {})
+    (overall,) = result.overall
+    assert not overall.everywhere
+    # min share: 4 -> 0.75, 8 -> 0.85, 16 -> 0.825: 8 is the best compromise.
+    assert overall.pool_size == 8 and abs(overall.worst_share - 0.85) < 1e-9
+    assert "best compromise: at worst 85%" in " ".join(result.recommendation)

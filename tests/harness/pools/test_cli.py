@@ -103,3 +103,13 @@ def test_ctrl_c_keeps_the_cells_measured_and_writes_a_partial_report(
         assert (out / c["samples_file"]).is_file()
     assert "Interrupted" in (out / "pools.md").read_text()
     assert "Interrupted" in log.read_text()
+
+
+def test_api_sweep_refuses_a_stress_scenario() -> None:
+    code, output = run_cli("--api", "--scenario", "stress")
+    assert code == 2 and "stress scenario" in output and "use steady" in output
+
+
+def test_api_sweep_names_an_unknown_scenario() -> None:
+    code, output = run_cli("--api", "--scenario", "stedy")
+    assert code == 2 and "stedy" in output
