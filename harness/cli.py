@@ -42,6 +42,12 @@ migrate_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(migrate_app, name="migrate")
+db_app = typer.Typer(
+    help="Query profiler: slow statements, plans with full scans flagged, measured index "
+    "advice.\n\nExample: harness db slow-queries runs/20261123T101500Z-steady",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 
 # Piped or in CI, rich would wrap at 80 columns and cut endpoint names in tables.
 _WIDTH = None if sys.stdout.isatty() else 120
@@ -224,13 +230,34 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    pool_size: Annotated[int, typer.Option(help="Database pool size per worker.")] = 5,
-    max_overflow: Annotated[int, typer.Option(help="Connections allowed beyond the pool.")] = 10,
-    pool_timeout: Annotated[float, typer.Option(help="Seconds to wait for a connection.")] = 30.0,
+    pool_size: Annotated[
+        int, typer.Option(envvar="HARNESS_API_POOL_SIZE", help="Database pool size per worker.")
+    ] = 5,
+    max_overflow: Annotated[
+        int,
+        typer.Option(
+            envvar="HARNESS_API_MAX_OVERFLOW", help="Connections allowed beyond the pool."
+        ),
+    ] = 10,
+    pool_timeout: Annotated[
+        float,
+        typer.Option(envvar="HARNESS_API_POOL_TIMEOUT", help="Seconds to wait for a connection."),
+    ] = 30.0,
     admin_token: Annotated[
         str | None,
         typer.Option(help="Token for POST /cache/invalidate (else HARNESS_ADMIN_TOKEN)."),
     ] = None,
+    slow_query_log: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HARNESS_API_SLOW_LOG",
+            help="Append statements slower than --slow-query-ms to this JSONL file.",
+        ),
+    ] = None,
+    slow_query_ms: Annotated[
+        float,
+        typer.Option(envvar="HARNESS_API_SLOW_MS", help="Threshold of the slow-query log."),
+    ] = 100.0,
 ) -> None:
     """Serve the reference API on a SQLite file or a PostgreSQL database.
 
@@ -249,6 +276,8 @@ def serve(
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
         admin_token=admin_token,
+        slow_query_log=slow_query_log,
+        slow_query_ms=slow_query_ms,
         console=out,
     )
 
@@ -533,6 +562,114 @@ def pools(
         out.print(f"{kind}: {path}")
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+# -- db ----------------------------------------------------------------------------------------
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLite file or postgresql:// URL to plan and measure on."),
+]
+
+
+@db_app.command("slow-queries")
+@reports_errors
+def db_slow_queries(
+    run_or_log: Annotated[Path, typer.Argument(help="A run directory or a slow-query log.")],
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(help="Statements to show.")] = 20,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
+) -> None:
+    """The slowest statements of a run by total time, with count and p95; with --db, whether
+    their plan reads a whole table.
+
+    Example: harness db slow-queries runs/20261123T101500Z-steady --db signals.db
+    """
+    import json
+
+    from harness.profiler.render import render_slow
+    from harness.profiler.slow_queries import attach_plans, read_log
+
+    log = read_log(run_or_log)
+    if db:
+        attach_plans(log, db, limit=limit)
+    render_slow(log, out, limit)
+    if json_out is not None:
+        json_out.write_text(
+            json.dumps(
+                [
+                    {
+                        "statement": s.statement,
+                        "count": s.count,
+                        "total_ms": s.total_ms,
+                        "mean_ms": s.mean_ms,
+                        "p95_ms": s.p95_ms,
+                        "full_scans": s.full_scans,
+                        "endpoints": s.endpoints,
+                    }
+                    for s in log.statements[:limit]
+                ],
+                indent=2,
+            )
+        )
+
+
+@db_app.command("explain")
+@reports_errors
+def db_explain(
+    statement: Annotated[str, typer.Argument(help="The SQL statement.")],
+    db: Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL.")],
+    param: Annotated[
+        list[str] | None, typer.Option(help="A parameter value, in order; repeatable.")
+    ] = None,
+    analyze: Annotated[
+        bool, typer.Option(help="Run it: actual times and buffers (PostgreSQL), time (SQLite).")
+    ] = False,
+) -> None:
+    """The plan of a statement (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on PostgreSQL), with
+    whole-table scans flagged.
+
+    Example: harness db explain "SELECT * FROM scores WHERE artifact_id = 7" --db signals.db
+    """
+    from harness.profiler.plans import explain
+    from harness.profiler.render import render_plan
+
+    values = [_param_value(p) for p in param] if param else None
+    render_plan(explain(db, statement, values, analyze), out)
+
+
+def _param_value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@db_app.command("recommend-indexes")
+@reports_errors
+def db_recommend_indexes(
+    run_or_log: Annotated[Path, typer.Argument(help="A run directory or a slow-query log.")],
+    db: Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL.")],
+    top: Annotated[int, typer.Option(help="Slowest statements to consider.")] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
+) -> None:
+    """Candidate indexes for the slow statements that read a whole table, each measured
+    (built in a rolled-back transaction on PostgreSQL, on a copy of a SQLite file).
+
+    Example: harness db recommend-indexes runs/20261123T101500Z-steady --db signals.db
+    """
+    import json
+
+    from harness.profiler.indexes import recommend
+    from harness.profiler.render import advice_json, render_advice
+    from harness.profiler.slow_queries import read_log
+
+    advice = recommend(read_log(run_or_log), db, top)
+    render_advice(advice, out)
+    if json_out is not None:
+        json_out.write_text(json.dumps(advice_json(advice), indent=2))
 
 
 # -- migrate -----------------------------------------------------------------------------------

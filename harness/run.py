@@ -185,7 +185,11 @@ def _target(opts: RunOptions, run_dir: Path, console: Any) -> Iterator[tuple[str
             shutil.copyfile(dataset, db)
         try:
             with reference_api(
-                db, redis_url=redis, log=run_dir / "api.log", pool_size=opts.pool_size
+                db,
+                redis_url=redis,
+                log=run_dir / "api.log",
+                pool_size=opts.pool_size,
+                slow_log=run_dir / "slow_queries.jsonl",
             ) as url:
                 yield url, f"reference API on {opts.backend} ({mask_url(str(dataset))})"
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -60,6 +61,16 @@ class Api:
         self.metrics = ApiMetrics()
         self.engine: AsyncEngine = make_engine(settings)
         self.metrics.watch_pool(self.engine)
+        self.slow_log = None
+        if settings.slow_query_log:
+            from harness.profiler.slowlog import SlowQueryLog
+
+            self.slow_log = SlowQueryLog(
+                pathlib.Path(settings.slow_query_log),
+                settings.slow_query_ms,
+                _sqlglot_dialect(self.backend),
+            )
+            self.slow_log.attach(self.engine.sync_engine)
         self.cache = ResponseCache(
             settings.redis_url,
             settings.cache_ttls,
@@ -271,7 +282,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
             )
         return body
 
-    return metrics_middleware(app, api.metrics)  # type: ignore[return-value]
+    wrapped: Any = metrics_middleware(app, api.metrics)
+    if api.slow_log is not None:
+        from harness.profiler.slowlog import endpoint_middleware
+
+        wrapped = endpoint_middleware(wrapped)
+    return wrapped  # type: ignore[no-any-return]
+
+
+def _sqlglot_dialect(backend: str) -> str:
+    return "postgres" if backend == "postgresql" else "sqlite"
 
 
 def _require_admin(expected: str | None, authorization: str | None) -> None:

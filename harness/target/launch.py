@@ -44,6 +44,8 @@ def launch(
     max_overflow: int,
     pool_timeout: float,
     admin_token: str | None,
+    slow_query_log: Path | None = None,
+    slow_query_ms: float = 100.0,
     console: Any = None,
 ) -> None:
     """Resolve the database, Redis and token, then serve until interrupted."""
@@ -59,6 +61,8 @@ def launch(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
+        slow_query_log=str(slow_query_log.resolve()) if slow_query_log else None,
+        slow_query_ms=slow_query_ms,
     )
     if console is not None:
         console.print(

@@ -27,6 +27,7 @@ def reference_api(
     log: Path,
     pool_size: int | None = None,
     workers: int = 1,
+    slow_log: Path | None = None,
 ) -> Iterator[str]:
     """Start ``harness serve`` on a free loopback port; yield its URL; stop it on exit.
 
@@ -43,6 +44,9 @@ def reference_api(
         cmd.append("--no-redis")
     if pool_size is not None:
         cmd += ["--pool-size", str(pool_size)]
+    if slow_log is not None:
+        # The threshold comes from HARNESS_API_SLOW_MS when set (100 ms otherwise).
+        env["HARNESS_API_SLOW_LOG"] = str(slow_log.resolve())
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         # Own session: a terminal's Ctrl-C must not kill the target while Locust still runs.

@@ -38,6 +38,9 @@ class ApiSettings:
     fallback_cache_size: int = 10_000
     # Fixed "now" for reproducible answers (tests comparing backends); None = the wall clock.
     now: datetime | None = None
+    # Statements slower than ``slow_query_ms`` go to this JSONL file (None: no log).
+    slow_query_log: str | None = None
+    slow_query_ms: float = 100.0
 
     def __post_init__(self) -> None:
         if self.pool_size < 1:
@@ -46,6 +49,8 @@ class ApiSettings:
             raise ConfigError(f"--max-overflow must be 0 or more (got {self.max_overflow})")
         if self.pool_timeout <= 0:
             raise ConfigError(f"--pool-timeout must be positive (got {self.pool_timeout})")
+        if self.slow_query_ms < 0:
+            raise ConfigError(f"--slow-query-ms must be 0 or more (got {self.slow_query_ms})")
 
     def to_env(self) -> dict[str, str]:
         """Variables from which :meth:`from_env` rebuilds these settings in a worker."""
@@ -61,6 +66,9 @@ class ApiSettings:
             env["HARNESS_ADMIN_TOKEN"] = self.admin_token
         if self.now is not None:
             env["HARNESS_API_NOW"] = self.now.isoformat()
+        if self.slow_query_log:
+            env["HARNESS_API_SLOW_LOG"] = self.slow_query_log
+            env["HARNESS_API_SLOW_MS"] = str(self.slow_query_ms)
         return env
 
     @classmethod
@@ -81,6 +89,8 @@ class ApiSettings:
                     os.environ.get("HARNESS_API_POOL_TIMEOUT", DEFAULT_POOL_TIMEOUT)
                 ),
                 now=datetime.fromisoformat(now) if now else None,
+                slow_query_log=os.environ.get("HARNESS_API_SLOW_LOG") or None,
+                slow_query_ms=float(os.environ.get("HARNESS_API_SLOW_MS", "100")),
             )
         except ValueError as exc:
             raise ConfigError(f"bad HARNESS_API_* setting: {exc}") from None
