@@ -224,6 +224,12 @@ def _pg_existing(conn: psycopg.Connection[Any], table: str) -> list[list[Column]
 
 def _sqlite_existing(conn: sqlite3.Connection, table: str) -> list[list[Column]]:
     out: list[list[Column]] = []
+    # An INTEGER PRIMARY KEY is the rowid: the table itself is ordered by it.
+    pk = conn.execute(
+        "SELECT name, type FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,)
+    ).fetchall()
+    if len(pk) == 1 and str(pk[0][1]).upper() == "INTEGER":
+        out.append([(str(pk[0][0]), False)])
     for row in conn.execute("SELECT name FROM pragma_index_list(?)", (table,)).fetchall():
         cols = conn.execute(
             "SELECT name, desc FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno",
@@ -331,13 +337,25 @@ def _measure_sqlite_one(
         conn.execute(entry.sql, bound).fetchall()
 
     before = _median_ms(run_statement)
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+
+    def used_pages() -> int:
+        # Pages in use: the file's pages less its free list (a dropped index leaves free pages
+        # that a new one reuses without growing the file).
+        total = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(total) - int(free)
+
+    pages = used_pages()
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     started = time.perf_counter()
     conn.execute(cand.ddl(name, _pg_quote))
     conn.commit()
     build = (time.perf_counter() - started) * 1000.0
-    size = (conn.execute("PRAGMA page_count").fetchone()[0] - pages) * page_size
+    # Statistics for the new index, as the file's other indexes have (the planner needs them
+    # to prefer it); not part of the build time.
+    conn.execute(f"ANALYZE {_pg_quote(name)}")
+    conn.commit()
+    size = (used_pages() - pages) * page_size
     after = _median_ms(run_statement)
     uses = name in sqlite_plan(conn, entry.sql, bound).indexes
     conn.execute(f"DROP INDEX {_pg_quote(name)}")
