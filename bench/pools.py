@@ -118,9 +118,7 @@ def main() -> None:
     console.print(f"reference dataset seeded once in {seed_s:.1f} s (not in the wall times)")
     console.print(table)
     last = results[runs[-1][0]]
-    console.print(
-        "rules of thumb: " + ", ".join(f"{k} = {v}" for k, v in last["formulas"].items())
-    )
+    console.print("rules of thumb: " + ", ".join(f"{k} = {v}" for k, v in last["formulas"].items()))
     for line in last["recommendation"]:
         console.print(f"- {line}", highlight=False, soft_wrap=True)
     write_json(args.json, results)
