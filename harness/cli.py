@@ -564,6 +564,88 @@ def pools(
         raise typer.Exit(result.exit_code)
 
 
+@app.command()
+@reports_errors
+def rehearse(
+    source: Annotated[
+        Path | None, typer.Argument(help="Your SQLite database (default: a generated one).")
+    ] = None,
+    artifacts: Annotated[
+        int, typer.Option(help="Size of the generated dataset when no file is given.")
+    ] = 20_000,
+    pg: PgOption = None,
+    scenario: Annotated[str, typer.Option(help="Load scenario for baseline and candidate.")] = (
+        "steady"
+    ),
+    quick: Annotated[bool, typer.Option(help="Shrink the scenario: minutes, not hours.")] = False,
+    time_scale: Annotated[
+        float | None, typer.Option(help="Scale the scenario's time (quick: 0.1).")
+    ] = None,
+    users_scale: Annotated[
+        float | None, typer.Option(help="Scale the scenario's users (quick: 0.2).")
+    ] = None,
+    pool_size: Annotated[
+        int | None, typer.Option(help="The API's pool on PostgreSQL (default: measured).")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="p95 change on a critical endpoint that blocks GO.")
+    ] = 0.10,
+    accept_rejects: Annotated[
+        Path | None,
+        typer.Option(help="Reject records (JSONL lines from rejects/) you accept for GO."),
+    ] = None,
+    from_step: Annotated[
+        str | None, typer.Option("--from", help="Re-run from this step, reusing earlier ones.")
+    ] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Rehearsal folder (default rehearsals/<UTC>; with --from, the latest)."
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """The whole migration rehearsal: audit, baseline load on SQLite, migrate, validate, pool
+    sweep, the same load on PostgreSQL, compare, rollback drill, then GO or NO-GO.
+
+    Exit code 0 for GO, 40 for NO-GO (every reason listed), another code when a step could
+    not run.
+
+    Example: harness rehearse --quick
+    """
+    from harness.rehearse import RehearseOptions
+    from harness.rehearse import rehearse as run_rehearsal
+
+    result = run_rehearsal(
+        RehearseOptions(
+            source=source,
+            artifacts=artifacts,
+            pg=pg,
+            scenario=scenario,
+            quick=quick,
+            time_scale=time_scale,
+            users_scale=users_scale,
+            pool_size=pool_size,
+            tolerance=tolerance,
+            accept_rejects=accept_rejects,
+            from_step=from_step,
+            rehearsal_dir=directory,
+            progress=progress,
+        ),
+        out if progress else None,
+    )
+    if result.go:
+        out.print("[bold green]GO[/]: every check passed")
+    else:
+        out.print("[bold red]NO-GO[/]:")
+        for reason in result.reasons:
+            out.print(f"  - {escape(reason)}", highlight=False, soft_wrap=True)
+    for kind, path in result.files.items():
+        out.print(f"{kind}: {path}")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
 # -- db ----------------------------------------------------------------------------------------
 
 DbOption = Annotated[
