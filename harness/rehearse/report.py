@@ -85,7 +85,7 @@ def _pool_chart(data: Mapping[str, Any]) -> str:
 
 
 def _step_facts(step: str, rec: Mapping[str, Any]) -> list[tuple[str, str]]:
-    skip = {"status", "started", "endpoints", "cells", "tables", "checksums", "steps"}
+    skip = {"status", "started", "elapsed_s", "endpoints", "cells", "tables", "checksums", "steps"}
     out = []
     for key, value in rec.items():
         if key in skip:
@@ -116,7 +116,7 @@ def html(data: Mapping[str, Any]) -> str:
         [
             s,
             data["steps"].get(s, {}).get("status", "not run"),
-            _ms(data["steps"].get(s, {}).get("seconds")),
+            _ms(data["steps"].get(s, {}).get("elapsed_s")),
         ]
         for s in STEPS
     ]
@@ -165,7 +165,7 @@ def markdown(data: Mapping[str, Any]) -> str:
     lines += ["", "| step | status | seconds |", "| --- | --- | --- |"]
     for s in STEPS:
         rec = data["steps"].get(s, {})
-        lines.append(f"| {s} | {rec.get('status', 'not run')} | {_ms(rec.get('seconds'))} |")
+        lines.append(f"| {s} | {rec.get('status', 'not run')} | {_ms(rec.get('elapsed_s'))} |")
     rows = latency_rows(data)
     if rows:
         lines += [

@@ -98,7 +98,19 @@ class _Context:
 
     @property
     def source(self) -> Path:
-        return Path(self.record("source")["path"])
+        return self.resolve(self.record("source")["path"])
+
+    def rel(self, path: Path | str) -> str:
+        """``path`` relative to the rehearsal folder when inside it (the folder can move)."""
+        p = Path(path).resolve()
+        try:
+            return str(p.relative_to(self.dir.resolve()))
+        except ValueError:
+            return str(p)
+
+    def resolve(self, recorded: str) -> Path:
+        path = Path(recorded)
+        return path if path.is_absolute() else self.dir / path
 
     @property
     def server(self) -> str:
@@ -166,7 +178,7 @@ def _load_run(ctx: _Context, url: str, runs_dir: Path) -> dict[str, Any]:
     )
     verdict = result.verdict
     return {
-        "run_dir": str(result.run_dir),
+        "run_dir": ctx.rel(result.run_dir),
         "passed": bool(verdict.get("passed")),
         "partial": bool(verdict.get("partial")),
         "failed_slas": [o["sla"] for o in verdict.get("outcomes", []) if not o.get("passed")],
@@ -230,7 +242,7 @@ def step_source(ctx: _Context, console: Console | None) -> dict[str, Any]:
         ).fetchone()[0]
         artifacts = conn.execute("SELECT count(*) FROM artifacts").fetchone()[0]
     return {
-        "path": str(path),
+        "path": ctx.rel(path),
         "generated": made,
         "bytes": path.stat().st_size,
         "tables": int(tables),
@@ -254,7 +266,7 @@ def step_audit(ctx: _Context, console: Console | None) -> dict[str, Any]:
         "pragmas": {k: str(v) for k, v in plan.pragmas.items()},
         "needs_a_human": [h.line() for h in plan.human],
         "to_review": [h.line() for h in plan.review],
-        "plan_sql": str(folder / "plan.sql"),
+        "plan_sql": ctx.rel(folder / "plan.sql"),
     }
 
 
@@ -297,12 +309,12 @@ def step_migrate(ctx: _Context, console: Console | None) -> dict[str, Any]:
     return {
         "database": name,
         "target": mask_url(url),
-        "run_dir": str(folder / "run"),
+        "run_dir": ctx.rel(folder / "run"),
         "rows": data["rows"],
         "copy_rows_per_s": data["copy_rows_per_s"],
         "seconds": data["seconds"],
         "exit_code": result.exit_code,
-        "reject_files": [str(p) for p in rejects],
+        "reject_files": [ctx.rel(p) for p in rejects],
         "failed_steps": [str(s) for s in data.get("failed_steps", [])],
     }
 
@@ -316,7 +328,7 @@ def step_validate(ctx: _Context, console: Console | None) -> dict[str, Any]:
         ValidateOptions(
             source=ctx.source,
             pg_url=ctx.database_url(migrated["database"]),
-            run_dir=Path(migrated["run_dir"]),
+            run_dir=ctx.resolve(migrated["run_dir"]),
             out_dir=folder,
             progress=False,
         ),
@@ -325,7 +337,7 @@ def step_validate(ctx: _Context, console: Console | None) -> dict[str, Any]:
     return {
         "passed": result.ok,
         "exit_code": result.exit_code,
-        "report": str(folder / "validation.html"),
+        "report": ctx.rel(folder / "validation.html"),
         "tables": [
             {
                 "table": c.table,
@@ -372,7 +384,7 @@ def step_pool(ctx: _Context, console: Console | None) -> dict[str, Any]:
     return {
         "pool_size": overall.pool_size,
         "from": "measured (harness pools --quick --driver asyncpg)",
-        "run_dir": str(folder / "run"),
+        "run_dir": ctx.rel(folder / "run"),
         "recommendation": result.analysis.recommendation,
         "cells": [
             {k: c.get(k) for k in ("pool_size", "concurrency", "throughput", "p99")}
@@ -395,7 +407,7 @@ def step_candidate(ctx: _Context, console: Console | None) -> dict[str, Any]:
     with _api(url, folder, pool_size=pool) as api:
         out = _load_run(ctx, api, folder / "runs")
     out["pool_size"] = pool
-    out["answers"] = str(folder / "answers.json")
+    out["answers"] = ctx.rel(folder / "answers.json")
     return out
 
 
@@ -403,8 +415,8 @@ def step_compare(ctx: _Context, console: Console | None) -> dict[str, Any]:
     from harness.analysis.compare import REGRESSION, compare_runs, write_comparison
     from harness.analysis.load import load_run
 
-    base = load_run(Path(ctx.record("baseline")["run_dir"]))
-    new = load_run(Path(ctx.record("candidate")["run_dir"]))
+    base = load_run(ctx.resolve(ctx.record("baseline")["run_dir"]))
+    new = load_run(ctx.resolve(ctx.record("candidate")["run_dir"]))
     comparison = compare_runs(base, new, tolerance=ctx.opts.tolerance)
     folder = ctx.step_dir("compare")
     files = write_comparison(comparison, folder)
@@ -423,14 +435,14 @@ def step_compare(ctx: _Context, console: Console | None) -> dict[str, Any]:
         ],
         "counts": comparison.counts,
         "tolerance": ctx.opts.tolerance,
-        "report": str(files.get("html", folder)),
+        "report": ctx.rel(files.get("html", folder)),
     }
 
 
 def step_rollback(ctx: _Context, console: Console | None) -> dict[str, Any]:
     source = ctx.source
     folder = ctx.step_dir("rollback")
-    expected = json.loads(Path(ctx.record("candidate")["answers"]).read_text())
+    expected = json.loads(ctx.resolve(ctx.record("candidate")["answers"]).read_text())
     steps = [
         "stop sending traffic to the API on PostgreSQL",
         f"start the reference API with --db {source} (the SQLite file as it was before the move)",
@@ -523,8 +535,9 @@ def judge(data: dict[str, Any], accept_rejects: Path | None) -> list[str]:
             accepted = _accepted(accept_rejects)
             records = []
             for file in mig.get("reject_files", []):
+                path = Path(file) if Path(file).is_absolute() else Path(d) / file
                 with contextlib.suppress(OSError):
-                    records += [json.loads(x) for x in Path(file).read_text().splitlines() if x]
+                    records += [json.loads(x) for x in path.read_text().splitlines() if x]
             open_ = [
                 r for r in records if (str(r.get("table")), str(r.get("rowid"))) not in accepted
             ]
@@ -590,14 +603,36 @@ def _latest(folder: Path) -> Path:
     return found[-1]
 
 
+def _preflight(opts: RehearseOptions) -> None:
+    """Fail in one line, before any step, on what would only fail later: a source that is not
+    a reference SQLite database, a scenario with a typo, a server that does not answer."""
+    from harness.run import SCENARIOS
+    from harness.scenario import find_scenario, load_scenario
+    from harness.services import check_postgres, postgres_url
+    from harness.target.db import check_sqlite_file
+
+    if opts.source is not None:
+        check_sqlite_file(opts.source)
+    load_scenario(find_scenario(opts.scenario, SCENARIOS))
+    if opts.pool_size is not None and opts.pool_size < 1:
+        raise ConfigError(f"--pool-size {opts.pool_size}: give at least 1")
+    check_postgres(postgres_url(opts.pg))
+
+
 def rehearse(opts: RehearseOptions, console: Console | None = None) -> RehearseResult:
     """Run the steps (from ``opts.from_step``), judge, and write the reports."""
     if opts.source is not None and not opts.source.exists():
         raise DatasetError(f"{opts.source}: no such file")
+    if opts.from_step is not None and opts.from_step not in STEPS:
+        raise ConfigError(
+            f"--from {opts.from_step!r}: no such step; the steps are {', '.join(STEPS)}"
+        )
     if not 0 < opts.tolerance < 1:
         raise ConfigError(f"--tolerance {opts.tolerance}: give a share between 0 and 1, e.g. 0.1")
     _accepted(opts.accept_rejects)  # a bad file fails before hours of work
+    _preflight(opts)
     directory, data, first = _open(opts)
+    data["dir"] = str(directory)
     ctx = _Context(opts, directory, data)
     data["options"] = {
         "source": str(opts.source) if opts.source else None,
@@ -622,7 +657,7 @@ def rehearse(opts: RehearseOptions, console: Console | None = None) -> RehearseR
             data["steps"][step] = {
                 "status": "failed",
                 "started": stamp,
-                "seconds": round(time.perf_counter() - started, 3),
+                "elapsed_s": round(time.perf_counter() - started, 3),
                 "error": str(exc) or type(exc).__name__,
             }
             data["verdict"] = {"go": False, "ran": False, "reasons": [f"step {step} failed: {exc}"]}
@@ -632,11 +667,11 @@ def rehearse(opts: RehearseOptions, console: Console | None = None) -> RehearseR
         data["steps"][step] = {
             "status": "done",
             "started": stamp,
-            "seconds": round(time.perf_counter() - started, 3),
             **figures,
+            "elapsed_s": round(time.perf_counter() - started, 3),
         }
         ctx.save()
-        ctx.say(f"    done in {data['steps'][step]['seconds']:.1f} s", console)
+        ctx.say(f"    done in {data['steps'][step]['elapsed_s']:.1f} s", console)
     reasons = judge(data, opts.accept_rejects)
     data["verdict"] = {"go": not reasons, "ran": True, "reasons": reasons}
     ctx.save()
