@@ -170,3 +170,22 @@ def test_bad_input_is_one_line_and_leaves_no_rehearsal(tmp_path: Path, pg_url: s
     )
     assert result.exit_code == 2 and "stedy" in result.output
     assert not out.exists()
+
+
+def test_report_opens_in_a_headless_browser(go: RehearseResult, tmp_path: Path) -> None:
+    from tests.harness.analysis.test_report_browser import (
+        CHROMIUM,
+        _chromium,
+        _console_lines,
+        _SvgCounter,
+    )
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed")
+    done = _chromium(tmp_path / "profile", ["--dump-dom", go.files["html"].as_uri()])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _console_lines(done.stderr) == []
+    counter = _SvgCounter()
+    counter.feed(done.stdout)
+    assert len(counter.paths) == 2 and all(n >= 10 for n in counter.paths), counter.paths
+    assert "GO" in done.stdout
