@@ -11,8 +11,9 @@ A scenario file (``scenarios/spike.py``) assigns literals at module level::
 and, for ``locust -f``, declares ``class Spike(ScenarioShape)`` (see :mod:`harness.shapes`).
 A stress scenario gives ``STRESS = {...}`` instead of stages. An open-model scenario gives
 stages with a ``rate`` (iterations per second) instead of ``users``, optionally ``ARRIVALS``
-(``"even"`` or ``"poisson"``) and ``MAX_INFLIGHT`` (see :mod:`harness.arrivals`). The file is parsed with ``ast``
-(never executed) when ``harness run`` checks it, so a typo is reported before any load starts.
+(``"even"`` or ``"poisson"``) and ``MAX_INFLIGHT`` (see :mod:`harness.arrivals`). The file is
+parsed with ``ast`` (never executed) when ``harness run`` checks it, so a typo is reported
+before any load starts.
 """
 
 from __future__ import annotations

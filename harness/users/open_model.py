@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +47,7 @@ from locust.env import Environment
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
-from harness import generator_health, locust_hooks
+from harness import locust_hooks
 from harness.arrivals import ARRIVAL_MODES, RateStage, schedule
 from harness.errors import ConfigError
 from harness.recorder import ITERATION_DONE, ITERATION_DROPPED, ITERATION_UNFINISHED
@@ -61,6 +62,10 @@ START_LEAD_S = 1.0
 # --stop-timeout, when not given): a request held by a stall is timed, not cut off.
 DRAIN_TIMEOUT_S = 10.0
 CPU_INTERVAL_S = 1.0
+# How long the master waits for the workers to report their users before it starts anyway.
+SPAWN_REPORT_TIMEOUT_S = 30.0
+
+logger = logging.getLogger(__name__)
 
 
 @events.init_command_line_parser.add_listener
@@ -111,6 +116,8 @@ class OpenModelRun:
     max_inflight: int
     executor: Executor | None = None
     origin: float | None = None
+    starting: bool = False
+    drain_deadline: float | None = None  # monotonic time by which draining must be over
     entered: list[str] = field(default_factory=list)
 
 
@@ -166,7 +173,8 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     environment.user_classes[:] = classes
     if not environment.stop_timeout:
         environment.stop_timeout = DRAIN_TIMEOUT_S
-    run = OpenModelRun(plan, getattr(options, "arrivals", None) or plan.arrivals, seed, max_inflight)
+    arrivals = getattr(options, "arrivals", None) or plan.arrivals
+    run = OpenModelRun(plan, arrivals, seed, max_inflight)
     environment.harness_open_model = run  # type: ignore[attr-defined]
     runner = environment.runner
     if not isinstance(runner, MasterRunner):
@@ -190,21 +198,33 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
 
 
 def _on_spawned(environment: Environment, **_kwargs: Any) -> None:
-    """Every user is spawned: fix the schedule's origin (master or local runner)."""
+    """Locust spawned the pool (master or local runner): fix the schedule's origin."""
     run = current(environment)
-    runner = environment.runner
-    if run is None or run.origin is not None or isinstance(runner, WorkerRunner):
+    if run is None or run.origin is not None or run.starting:
         return
-    run.origin = time.time() + START_LEAD_S
+    run.starting = True
+    gevent.spawn(_fix_origin, environment, run)
+
+
+def _fix_origin(environment: Environment, run: OpenModelRun) -> None:
+    runner = environment.runner
     workers: list[str] = []
     if isinstance(runner, MasterRunner):
-        # Workers with at least one user share the schedule; one without users would only
-        # drop its share.
-        workers = sorted(
-            c.id
-            for c in runner.clients.all
-            if c.state != STATE_MISSING and sum((c.user_classes_count or {}).values()) > 0
-        )
+        # The master's spawning_complete can come before the workers report their users;
+        # wait for the reports, so no worker's share starts before its users exist.
+        deadline = time.monotonic() + SPAWN_REPORT_TIMEOUT_S
+        while runner.user_count < run.max_inflight and time.monotonic() < deadline:
+            gevent.sleep(0.1)
+        workers = sorted(c.id for c in runner.clients.all if c.state != STATE_MISSING)
+        if len(workers) > run.max_inflight:
+            logger.warning(
+                "--max-inflight %d is below the %d workers: a worker without users drops "
+                "its whole share of the schedule",
+                run.max_inflight,
+                len(workers),
+            )
+    run.origin = time.time() + START_LEAD_S
+    if isinstance(runner, MasterRunner):
         message = {
             "origin": run.origin,
             "stages": [s.as_dict() for s in run.plan.stages],
@@ -214,9 +234,7 @@ def _on_spawned(environment: Environment, **_kwargs: Any) -> None:
         }
         runner.send_message(MSG_OPEN, message)
     elif run.executor is not None:
-        run.executor.start(
-            run.origin, run.plan.rate_stages(), run.arrivals, 0, 1, seed=run.seed
-        )
+        run.executor.start(run.origin, run.plan.rate_stages(), run.arrivals, 0, 1, seed=run.seed)
     st = locust_hooks.state(environment)
     if st is not None and st.open_model is not None:
         st.open_model.update(
@@ -270,10 +288,18 @@ def shape_tick(env: Environment, plan: Scenario) -> tuple[int, float] | None:
             run.entered.append(name)
             if not locust_hooks.enter_stage(env, name, at=run.origin + start):
                 return None
-    if elapsed >= plan.duration:
+    if elapsed < plan.duration:
+        return pool
+    if run.drain_deadline is None:
         locust_hooks.finish_plan(env, at=run.origin + plan.duration)
+        run.drain_deadline = time.monotonic() + (env.stop_timeout or DRAIN_TIMEOUT_S) + 5.0
+    # The schedule is over: stop the users the way a ramp-down does (iterations in flight
+    # finish, within Locust's --stop-timeout) while the master still hears from its workers;
+    # quitting at once would lose what the workers record while they drain.
+    runner = env.runner
+    if (runner is not None and runner.user_count == 0) or time.monotonic() > run.drain_deadline:
         return None
-    return pool
+    return 0, float(run.max_inflight)
 
 
 # -- the executor (each process that runs users) ----------------------------------------------
@@ -440,13 +466,15 @@ class OpenModelUser(User):
         return self._arrival
 
 
-def _as_iteration(task: Callable[..., Any], owner: type[User]) -> Callable[[User], None]:
+def _as_iteration(task: Any, owner: type[User]) -> Callable[[User], None]:
     """Wrap one of a user's tasks so that each call is one scheduled iteration."""
     if inspect.isclass(task) and issubclass(task, TaskSet):
         raise ConfigError(
             f"{owner.__name__}: open-model runs drive task functions, and task "
             f"{task.__name__} is a TaskSet; give {owner.__name__} its tasks as methods"
         )
+
+    run_task: Callable[[User], object] = task
 
     @functools.wraps(task)
     def iteration(user: User) -> None:
@@ -457,7 +485,7 @@ def _as_iteration(task: Callable[..., Any], owner: type[User]) -> Callable[[User
         user._lag_s = max(0.0, started - intended)
         outcome = ITERATION_DONE
         try:
-            task(user)
+            run_task(user)
         except BaseException as exc:
             if isinstance(exc, gevent.GreenletExit):
                 outcome = ITERATION_UNFINISHED  # stopped after the drain timeout
@@ -474,12 +502,12 @@ def open_model_class(cls: type[User]) -> type[User]:
     """``cls`` driven by the schedule: a subclass of the same name whose tasks are iterations."""
     if issubclass(cls, OpenModelUser):
         return cls
-    tasks = list(cls.tasks)
+    tasks: list[Any] = list(getattr(cls, "tasks", []))
     sub = type(
         cls.__name__,
         (OpenModelUser, cls),
         {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__},
     )
     # After the class exists: harness users' WeightedTasks sets `tasks` when it is created.
-    sub.tasks = [_as_iteration(t, cls) for t in tasks]
+    sub.tasks = [_as_iteration(t, cls) for t in tasks]  # type: ignore[attr-defined]
     return sub
