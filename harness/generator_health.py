@@ -62,7 +62,12 @@ def planned(scenario: Scenario, options: Any) -> Scenario:
     )
     rate = getattr(options, "rate", None)
     duration = getattr(options, "duration", None)
-    seconds = None if duration in (None, "") else parse_duration(duration, "--duration")
+    seconds = None
+    if duration not in (None, ""):
+        text = str(duration).strip()
+        # Plain seconds ("90", "6.0") or with units ("90s", "10m").
+        number = text.replace(".", "", 1).isdigit()
+        seconds = parse_duration(float(text) if number else text, "--duration")
     if rate is None and seconds is None:
         return out
     return out.overridden(rate=rate, duration=seconds)
