@@ -367,15 +367,20 @@ class Executor:
     def _dispatch(self, origin: float, share: Any) -> None:
         for arrival in share:
             intended = origin + arrival.offset
+            delay = intended - time.time()
+            if delay <= 0:
+                # Behind schedule: still let the users handed iterations so far start first.
+                gevent.sleep(0)
             # Never early: sleep until the intended start (gevent may wake a hair before).
-            while (delay := intended - time.time()) > 0:
+            # The users woken for earlier arrivals run while this greenlet sleeps.
+            while delay > 0:
                 gevent.sleep(delay)
+                delay = intended - time.time()
             user = self._pick()
             if user is None:
                 self.log(intended, arrival.stage, ITERATION_DROPPED, None, None, "")
             else:
                 user.assign(intended, arrival.stage)
-            gevent.sleep(0)  # let the woken user start before the next arrival is handled
 
     def _watch_cpu(self, origin: float) -> None:
         process = psutil.Process()
