@@ -101,8 +101,11 @@ class Finished:
         t = read_samples(self.run_dir).table
         latency = np.asarray(t.column("latency_ms").to_numpy(), dtype=np.float64)
         sent = np.asarray(t.column("start_time").to_numpy(), dtype=np.float64)
-        intended = t.column("intended_start").to_numpy(zero_copy_only=False).astype(np.float64)
-        return latency - (sent - intended) * 1000.0
+        intended = np.asarray(
+            t.column("intended_start").to_numpy(zero_copy_only=False), dtype=np.float64
+        )
+        out: FloatArray = latency - (sent - intended) * 1000.0
+        return out
 
     def verdict(self) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError):
