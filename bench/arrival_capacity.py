@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--target-processes", type=positive_int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=170)
     trials: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp,

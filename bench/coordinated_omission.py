@@ -22,8 +22,11 @@ What it measures, against what, and the aim:
 p50, p90, p95, p99 (numpy's linear definition) and the mean of each, side by side.
 **Aim: (a) within 5% of (c) on p90, p95, p99 and the mean**; how far (b) is is printed too.
 
+With ``--processes N`` the open model runs on N Locust worker processes (the rate split
+between them); the closed model always runs in one process, as Locust users run it.
+
     python bench/coordinated_omission.py [--rate 100] [--duration 30] [--stall 2]
-                                         [--period 10] [--json PATH]
+                                         [--period 10] [--processes 1] [--json PATH]
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from rich.table import Table
 
 from bench._common import positive_int, verdict, write_json
 from bench._open_model import FloatArray, percentiles, run_locust, write_files
-from bench.recorder_overhead import App, Reply, loopback_target
+from bench.recorder_overhead import App, Reply, free_port, loopback_target
 
 AIM = 0.05
 BASE_S = 0.001  # the target's answer time outside stalls
@@ -87,17 +90,26 @@ def truth(
     return out
 
 
+def processes_args(n: int) -> list[str]:
+    """``--processes n`` on a free master port (Locust's default may be taken)."""
+    if n < 2:
+        return []
+    port = str(free_port())
+    return ["--processes", str(n), "--master-bind-port", port, "--master-port", port]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=positive_int, default=100, help="requests per second")
     parser.add_argument("--duration", type=positive_int, default=30, help="seconds per run")
     parser.add_argument("--stall", type=float, default=2.0, help="seconds the target holds")
     parser.add_argument("--period", type=float, default=10.0, help="seconds between stalls")
+    parser.add_argument("--processes", type=positive_int, default=1, help="for (a)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
     if args.duration < 30:
         sys.exit("--duration must be at least 30 s (three stalls inside the run)")
-    console = Console()
+    console = Console(width=170)
     rate, duration = float(args.rate), float(args.duration)
     first = time.time() + 1.0
     app = functools.partial(StallingApp, first, args.period, args.stall)
@@ -110,13 +122,16 @@ def main() -> None:
     ):
         work = Path(tmp)
         locustfile, scenario = write_files(work, duration, rate)
-        console.log(f"(a) open model: {rate:g}/s for {duration:g} s, max in flight {inflight}")
+        console.log(
+            f"(a) open model: {rate:g}/s for {duration:g} s, max in flight {inflight}, "
+            f"{args.processes} process(es)"
+        )
         open_run = run_locust(
             "open",
             [locustfile, scenario],
             target.url,
             work,
-            ["--max-inflight", str(inflight), "Probe"],
+            ["--max-inflight", str(inflight), *processes_args(args.processes), "Probe"],
         )
         closed_runs = []
         for users, pace in pace_users:
@@ -139,7 +154,7 @@ def main() -> None:
             "(a) open: response": percentiles(open_run.latencies()),
             "(a) open: service": percentiles(open_run.service_times()),
         }
-        counts = {"(a) open: response": len(open_run.latencies())}
+        counts = {k: len(open_run.latencies()) for k in columns}
         for label, run in closed_runs:
             columns[label] = percentiles(run.latencies())
             counts[label] = len(run.latencies())
@@ -193,6 +208,7 @@ def main() -> None:
             "counts": counts,
             "open_iterations": outcomes,
             "aim_met": ok,
+            "open_processes": args.processes,
         },
     )
 
