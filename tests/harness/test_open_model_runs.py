@@ -367,3 +367,28 @@ def test_harness_run_reports_both_latencies_for_an_open_model_run(api: str, tmp_
     assert max(s["target_rate"] for s in generator["stages"]) <= 40
     report = (run_dir / "report.md").read_text()
     assert "response p50" in report and "service p50" in report and "achieved/s" in report
+
+
+@pytest.mark.parametrize(
+    ("stages", "extra", "says"),
+    [
+        (
+            [{"name": "steady", "duration": 2, "users": 2}],
+            ["--rate", "10"],
+            "--rate need an open-model scenario, but scenario 'closed' sets users",
+        ),
+        (
+            [{"name": "steady", "duration": 2, "rate": 10}],
+            ["--max-inflight", "0"],
+            "--max-inflight must be a whole number >= 1",
+        ),
+    ],
+)
+def test_plain_locust_refuses_bad_open_model_options_in_one_line(
+    folder: Path, tmp_path: Path, stages: list[dict[str, Any]], extra: list[str], says: str
+) -> None:
+    scenario = _scenario(folder, "closed", stages)
+    done = _locust(folder, scenario, "http://127.0.0.1:9", tmp_path / "run", *extra, "Probe")
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
