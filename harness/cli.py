@@ -326,16 +326,32 @@ def run(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Skip report.html/report.md/summary.json.")
     ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="Open model: iterations/s at the scenario's peak (stages scaled)."),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="Length of the whole run, e.g. 90s or 10m (stages scaled).")
+    ] = None,
+    max_inflight: Annotated[
+        int | None,
+        typer.Option(help="Open model: iterations at once; beyond it, dropped and counted."),
+    ] = None,
+    arrivals: Annotated[
+        str | None, typer.Option(help="Open model: 'even' or 'poisson' (seeded) arrivals.")
+    ] = None,
 ) -> None:
     """Run a load scenario: run directory, Locust headless, exact samples, SLA verdict, report.
 
     Extra arguments after the options go to Locust (e.g. a user class name).
-    Exit codes: 0 every SLA held, 10 an SLA failed, 11 interrupted (partial verdict).
+    Exit codes: 0 every SLA held, 10 an SLA failed (or iterations were dropped), 11
+    interrupted (partial verdict), 13 an open-model run was generator-limited.
 
-    Example: harness run steady --quick
+    Example: harness run steady --quick; harness run constant_rate --rate 100 --duration 1m
     """
     from harness.run import API_LOCUSTFILE, RunOptions
     from harness.run import run as run_scenario
+    from harness.scenario import parse_duration
     from harness.verdict import print_verdict
 
     options = RunOptions(
@@ -355,6 +371,10 @@ def run(
         pg=pg,
         pool_size=pool_size,
         locust_args=list(ctx.args),
+        rate=rate,
+        duration=None if duration is None else parse_duration(duration, "--duration"),
+        max_inflight=max_inflight,
+        arrivals=arrivals,
     )
     result = run_scenario(options, console=out)
     print_verdict(result.verdict, out)

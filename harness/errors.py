@@ -34,3 +34,9 @@ class ServiceError(HarnessError):
     """An embedded PostgreSQL or Redis could not be started, found or stopped."""
 
     exit_code = 5
+
+
+# A finished open-model run whose load generator could not keep its schedule (scheduler lag
+# or CPU): its latency figures describe the generator, not the target. Beside the run exit
+# codes of harness.sla (10 an SLA failed, 11 interrupted) and harness compare's 12.
+EXIT_GENERATOR_LIMITED = 13

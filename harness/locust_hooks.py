@@ -11,7 +11,10 @@ Locust's events, so any locustfile gets, without subclassing anything:
 * ``--sla`` checks: a verdict table at the end from the exact samples, ``verdict.json``, and
   exit code 10 when an SLA failed (11 when the run was interrupted: a partial verdict);
 * ``--abort-on-sla``: stop as soon as an SLA is broken beyond recovery;
-* ``progress.json`` refreshed every second for ``harness run``'s live display.
+* ``progress.json`` refreshed every second for ``harness run``'s live display;
+* for open-model scenarios (:mod:`harness.users.open_model`): each sample timed from its
+  intended start, every scheduled iteration in ``iterations/``, the generator's CPU, and a
+  verdict that says when the generator, not the target, was the bottleneck (exit 13).
 """
 
 from __future__ import annotations
@@ -44,9 +47,16 @@ from locust.runners import (
     WorkerRunner,
 )
 
-from harness import __version__
-from harness.errors import ConfigError
-from harness.recorder import SampleWriter, file_name, read_samples, to_batch
+from harness import __version__, generator_health
+from harness.errors import EXIT_GENERATOR_LIMITED, ConfigError
+from harness.recorder import (
+    ITERATION_SCHEMA,
+    ITERATIONS_DIR,
+    SampleWriter,
+    file_name,
+    read_samples,
+    to_batch,
+)
 from harness.scenario import Scenario
 from harness.sla import (
     EXIT_PARTIAL,
@@ -218,6 +228,13 @@ class _State:
     closed: bool = False
     greenlets: list[Any] = field(default_factory=list)
     finished: bool = False
+    # Open-model runs: scheduled iterations and CPU readings waiting to be written or sent,
+    # the writers of iterations/, every process's CPU readings, and the run's open-model facts.
+    iterations: list[Any] = field(default_factory=list)
+    cpu_readings: list[tuple[float, float]] = field(default_factory=list)
+    iteration_writers: dict[str, SampleWriter] = field(default_factory=dict)
+    cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    open_model: dict[str, Any] | None = None
 
 
 def state(env: Environment) -> _State | None:
@@ -372,6 +389,15 @@ def _on_request(env: Environment, **kw: Any) -> None:
     response = kw.get("response")
     status = getattr(response, "status_code", None) if response is not None else None
     context = kw.get("context") or {}
+    intended = context.get("intended_start") if isinstance(context, dict) else None
+    stage = st.stage
+    if intended is not None and "iteration_lag_s" in context:
+        # An open-model iteration: every request of it is timed from when it was meant to be
+        # sent, i.e. shifted by how late the iteration started (harness.users.open_model).
+        lag = float(context["iteration_lag_s"])
+        intended = float(start) - lag
+        latency += lag * 1000.0
+        stage = str(context.get("stage") or stage)
     if st.role == "worker" and st.users:
         users = st.users  # the total across workers, as the master last announced it
     else:
@@ -379,14 +405,14 @@ def _on_request(env: Environment, **kw: Any) -> None:
     st.buffer.append(
         (
             float(start),
-            context.get("intended_start") if isinstance(context, dict) else None,
+            None if intended is None else float(intended),
             str(kw.get("name")),
             str(kw.get("request_type")),
             latency,
             kw.get("exception") is None,
             int(status) if isinstance(status, int) else None,
             int(kw.get("response_length") or 0),
-            st.stage,
+            stage,
             int(users),
             st.process_id,
             _error_text(kw.get("exception")),
@@ -400,17 +426,50 @@ def _flush(env: Environment, *, final: bool = False) -> None:
     """Write (or, on a worker, send) the buffered samples. A worker's ``final`` batch tells
     the master it has nothing more, so the master knows when it may close its files."""
     st = state(env)
-    if st is None or (not st.buffer and not final):
+    if st is None or (not st.buffer and not st.iterations and not st.cpu_readings and not final):
         return
     rows, st.buffer = st.buffer, []
+    iterations, st.iterations = st.iterations, []
+    cpu, st.cpu_readings = st.cpu_readings, []
     if st.role == "worker":
         if env.runner is not None and not (final and st.sent_final):
-            env.runner.send_message(
-                MSG_SAMPLES, {"worker": st.process_id, "rows": rows, "final": final}
-            )
+            message: dict[str, Any] = {"worker": st.process_id, "rows": rows, "final": final}
+            if iterations or cpu:
+                message.update(iterations=iterations, cpu=cpu)
+            env.runner.send_message(MSG_SAMPLES, message)
             st.sent_final = st.sent_final or final
         return
     _store(env, st.process_id, rows)
+    _store_open_model(st, st.process_id, iterations, cpu)
+
+
+def record_iteration(env: Environment, row: tuple[Any, ...]) -> None:
+    """Keep one scheduled iteration (see ``recorder.ITERATION_SCHEMA``) for the next flush."""
+    st = state(env)
+    if st is not None and st.record:
+        st.iterations.append(row)
+
+
+def record_cpu(env: Environment, at: float, percent: float) -> None:
+    """Keep one CPU reading of this process for the next flush."""
+    st = state(env)
+    if st is not None:
+        st.cpu_readings.append((at, percent))
+
+
+def _store_open_model(
+    st: _State, process: str, iterations: list[Any], cpu: list[tuple[float, float]]
+) -> None:
+    if cpu:
+        st.cpu.setdefault(process, []).extend((float(t), float(p)) for t, p in cpu)
+    if not iterations or st.run_dir is None:
+        return
+    writer = st.iteration_writers.get(process)
+    if writer is None:
+        writer = st.iteration_writers[process] = SampleWriter(
+            st.run_dir / ITERATIONS_DIR / file_name(process), ITERATION_SCHEMA
+        )
+    writer.write([tuple(r) for r in iterations])
 
 
 def _store(env: Environment, process: str, rows: list[Any]) -> None:
@@ -433,7 +492,8 @@ def _label_by_start(spans: list[list[Any]], rows: list[Any]) -> list[Any]:
     starts = [s[1] for s in spans]
     out = []
     for r in rows:
-        i = bisect.bisect_right(starts, r[0]) - 1
+        # An open-model request belongs to the stage of its intended start.
+        i = bisect.bisect_right(starts, r[0] if r[1] is None else r[1]) - 1
         if i >= 0 and r[8] != spans[i][0]:
             r = (*r[:8], spans[i][0], *r[9:])
         out.append(r)
@@ -450,6 +510,8 @@ def _on_worker_samples(env: Environment, msg: Any) -> None:
         st.final_from.add(data["worker"])
     if data["rows"]:
         _store(env, data["worker"], [tuple(r) for r in data["rows"]])
+    if data.get("iterations") or data.get("cpu"):
+        _store_open_model(st, data["worker"], data.get("iterations") or [], data.get("cpu") or [])
 
 
 def _on_master_state(env: Environment, msg: Any) -> None:
@@ -465,16 +527,11 @@ def _on_master_state(env: Environment, msg: Any) -> None:
 def plan(env: Environment, scenario: Scenario) -> Scenario:
     """The scenario scaled by ``--time-scale``/``--users-scale``, fixed at first use."""
     st = state(env)
+    options = env.parsed_options
     if st is None:
-        options = env.parsed_options
-        return scenario.scaled(
-            getattr(options, "time_scale", 1.0), getattr(options, "users_scale", 1.0)
-        )
+        return generator_health.planned(scenario, options)
     if st.plan is None:
-        options = env.parsed_options
-        st.plan = scenario.scaled(
-            getattr(options, "time_scale", 1.0), getattr(options, "users_scale", 1.0)
-        )
+        st.plan = generator_health.planned(scenario, options)
         if st.run_dir is not None:
             _update_run_json(
                 st.run_dir,
@@ -487,14 +544,15 @@ def plan(env: Environment, scenario: Scenario) -> Scenario:
     return st.plan
 
 
-def enter_stage(env: Environment, name: str) -> bool:
-    """Record that ``name`` is running; False means stop now (stress broke, SLA aborted)."""
+def enter_stage(env: Environment, name: str, at: float | None = None) -> bool:
+    """Record that ``name`` is running (since ``at``, epoch s, when the schedule fixes it);
+    False means stop now (stress broke, SLA aborted)."""
     st = state(env)
     if st is None:
         return True
     if st.stop_reason is not None:
         return False
-    now = time.time()
+    now = time.time() if at is None else at
     if not st.spans or st.spans[-1][0] != name:
         previous = st.spans[-1][0] if st.spans else None
         if st.spans:
@@ -510,14 +568,15 @@ def enter_stage(env: Environment, name: str) -> bool:
     return True
 
 
-def finish_plan(env: Environment) -> None:
-    """The shape ran every stage: the run is complete, not interrupted."""
+def finish_plan(env: Environment, at: float | None = None) -> None:
+    """The shape ran every stage (the last one ending at ``at``, when the schedule fixes it):
+    the run is complete, not interrupted."""
     st = state(env)
     if st is None:
         return
     st.completed = True
     if st.spans and st.spans[-1][2] is None:
-        st.spans[-1][2] = time.time()
+        st.spans[-1][2] = time.time() if at is None else at
     if st.plan is not None and st.plan.stress is not None and st.spans and st.broken_step is None:
         _flush(env)
         _step_broken(st, st.spans[-1][0])
@@ -703,7 +762,7 @@ def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
     _flush(environment)
     _collect_final_batches(environment, st)
     st.closed = True
-    for writer in st.writers.values():
+    for writer in [*st.writers.values(), *st.iteration_writers.values()]:
         writer.close()
     _finish(environment, st)
 
@@ -749,10 +808,16 @@ def _finish(env: Environment, st: _State) -> None:
     spans = {name: (start, stop or end) for name, start, stop in st.spans}
     run_span = (st.started_at or end, end)
     outcomes = evaluate(st.slas, view, spans, run_span)
+    health = generator_health.judge_run(st.run_dir, st.plan, st.open_model, st.cpu)
+    if health is not None:
+        outcomes.append(health.dropped_outcome())
     passed = all(o.passed for o in outcomes)
+    limited = health is not None and health.generator_limited
     verdict = {
         "schema": "harness.verdict/1",
-        "passed": passed and not partial and st.broken_step is None and not aborted,
+        "passed": (
+            passed and not partial and st.broken_step is None and not aborted and not limited
+        ),
         "slas_passed": passed,
         "partial": partial,
         "stop_reason": st.stop_reason,
@@ -763,6 +828,11 @@ def _finish(env: Environment, st: _State) -> None:
         "percentile_definition": "linear interpolation between closest ranks (numpy default)",
         "outcomes": [o.as_dict() for o in outcomes],
     }
+    if health is not None:
+        verdict["generator_limited"] = limited
+        verdict["open_model"] = health.as_dict()
+    if st.open_model is not None:
+        _update_run_json(st.run_dir, {"open_model": {**st.open_model, "cpu": st.cpu}})
     (st.run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
     _update_run_json(
         st.run_dir,
@@ -783,6 +853,8 @@ def _finish(env: Environment, st: _State) -> None:
         return  # a user or another plugin already said why this run failed; keep that
     if partial:
         env.process_exit_code = EXIT_PARTIAL
+    elif limited:
+        env.process_exit_code = EXIT_GENERATOR_LIMITED
     elif not verdict["passed"] and (outcomes or st.broken_step or aborted):
         env.process_exit_code = EXIT_SLA_FAILED
 

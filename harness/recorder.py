@@ -6,6 +6,11 @@ the OS when written. A stream needs no footer, so a process killed mid-run leave
 complete batches are all readable; at most the batch being written is lost.
 (Parquet, by contrast, is unreadable until its footer is written at close.)
 
+Open-model runs also log every *scheduled iteration* (``iterations/<process>.arrows``, same
+stream format, :data:`ITERATION_SCHEMA`): its intended start and stage, and whether it ran
+(with how late it started), was dropped because every in-flight slot was busy, or was still
+running when the run stopped. A dropped iteration is counted there, never silently skipped.
+
 This module does not import Locust: analysis and ``harness run`` read samples with it too.
 """
 
@@ -44,6 +49,25 @@ SCHEMA = pa.schema(
 )
 COLUMNS = tuple(SCHEMA.names)
 
+ITERATIONS_DIR = "iterations"
+# What became of a scheduled iteration.
+ITERATION_DONE = "done"  # started when a slot was free, and finished
+ITERATION_DROPPED = "dropped"  # every in-flight slot was busy at its intended start
+ITERATION_UNFINISHED = "unfinished"  # started, still running when the run stopped
+ITERATION_SCHEMA = pa.schema(
+    [
+        pa.field("intended_start", pa.float64(), nullable=False),  # epoch s, from the schedule
+        pa.field("stage", pa.string(), nullable=False),  # the schedule's stage at that time
+        pa.field("outcome", pa.string(), nullable=False),  # done | dropped | unfinished
+        pa.field("lag_ms", pa.float64()),  # actual start - intended start; null when dropped
+        pa.field("duration_ms", pa.float64()),  # start to end of the iteration, when done
+        pa.field("user_class", pa.string(), nullable=False),
+        pa.field("worker", pa.string(), nullable=False),
+    ],
+    metadata={"harness_iterations_version": "1"},
+)
+Iteration = tuple[float, str, str, float | None, float | None, str, str]
+
 Sample = tuple[
     float, float | None, str, str, float, bool, int | None, int, str, int, str, str | None
 ]
@@ -54,17 +78,19 @@ def file_name(process: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", process) + SUFFIX
 
 
-def to_batch(rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+def to_batch(rows: Sequence[Sequence[Any]], schema: pa.Schema = SCHEMA) -> pa.RecordBatch:
     """Turn row tuples into one columnar record batch."""
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
-    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, SCHEMA, strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class SampleWriter:
-    """Appends batches of samples to one stream file, flushing each batch to the OS."""
+    """Appends batches of samples (or iterations, with ``schema=ITERATION_SCHEMA``) to one
+    stream file, flushing each batch to the OS."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: pa.Schema = SCHEMA) -> None:
+        self.schema = schema
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.rows = 0
@@ -77,14 +103,14 @@ class SampleWriter:
                 n += 1
             self.path = alt
             self._file = alt.open("wb")
-        self._stream = pa.ipc.new_stream(self._file, SCHEMA)
+        self._stream = pa.ipc.new_stream(self._file, schema)
         self._file.flush()
 
     def write(self, rows: Sequence[Sequence[Any]]) -> None:
         """Append ``rows`` as one batch and hand it to the OS."""
         if not rows:
             return
-        self._stream.write_batch(to_batch(rows))
+        self._stream.write_batch(to_batch(rows, self.schema))
         self._file.flush()
         self.rows += len(rows)
 
@@ -140,4 +166,18 @@ def read_samples(run_dir: Path) -> ReadResult:
     for path in files:
         batches.extend(_batches(path, warnings))
     table = pa.Table.from_batches(batches, schema=SCHEMA)
+    return ReadResult(table=table, files=files, warnings=warnings)
+
+
+def read_iterations(run_dir: Path) -> ReadResult | None:
+    """Every readable scheduled iteration of an open-model run; None for a closed-model run."""
+    folder = run_dir / ITERATIONS_DIR
+    if not folder.is_dir():
+        return None
+    files = sorted(folder.glob(f"*{SUFFIX}"))
+    warnings: list[str] = []
+    batches: list[pa.RecordBatch] = []
+    for path in files:
+        batches.extend(_batches(path, warnings))
+    table = pa.Table.from_batches(batches, schema=ITERATION_SCHEMA)
     return ReadResult(table=table, files=files, warnings=warnings)

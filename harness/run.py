@@ -25,9 +25,10 @@ from typing import Any
 import httpx
 
 from harness import __version__
-from harness.errors import ConfigError, HarnessError
+from harness.arrivals import ARRIVAL_MODES
+from harness.errors import EXIT_GENERATOR_LIMITED, ConfigError, HarnessError
 from harness.run_dirs import new_run_dir
-from harness.scenario import Scenario, find_scenario, load_scenario
+from harness.scenario import Scenario, check_max_inflight, find_scenario, load_scenario
 from harness.sla import EXIT_PARTIAL, EXIT_SLA_FAILED, parse_slas
 from harness.urls import is_postgres, mask_url
 
@@ -69,6 +70,24 @@ class RunOptions:
     pg: str | None = None
     pool_size: int | None = None
     locust_args: list[str] = field(default_factory=list)
+    # Open-model scenarios (stages with a rate): see harness.users.open_model.
+    rate: float | None = None
+    duration: float | None = None
+    max_inflight: int | None = None
+    arrivals: str | None = None
+
+    def open_model_args(self) -> list[str]:
+        """``--rate``, ``--duration``, ``--max-inflight``, ``--arrivals`` for Locust."""
+        args: list[str] = []
+        if self.rate is not None:
+            args += ["--rate", repr(float(self.rate))]
+        if self.duration is not None:
+            args += ["--duration", repr(float(self.duration))]
+        if self.max_inflight is not None:
+            args += ["--max-inflight", str(self.max_inflight)]
+        if self.arrivals is not None:
+            args += ["--arrivals", self.arrivals]
+        return args
 
     def scales(self) -> tuple[float, float]:
         ts = (
@@ -253,6 +272,7 @@ def locust_command(
         ]
     if opts.abort_on_sla:
         cmd.append("--abort-on-sla")
+    cmd += opts.open_model_args()
     return cmd + opts.locust_args + opts.user_classes
 
 
@@ -330,6 +350,20 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
         raise ConfigError(f"locustfile {opts.locustfile} does not exist")
     ts, us = opts.scales()
     plan = scenario.scaled(ts, us)
+    if opts.rate is not None or opts.duration is not None:
+        plan = plan.overridden(rate=opts.rate, duration=opts.duration)  # bad values fail here
+    if opts.max_inflight is not None or opts.arrivals is not None:
+        if not plan.open_model:
+            raise ConfigError(
+                f"--max-inflight and --arrivals need an open-model scenario, and "
+                f"{scenario.name!r} sets users; use constant_rate, ramping_rate or spike_rate"
+            )
+        if opts.max_inflight is not None:
+            check_max_inflight(opts.max_inflight)
+        if opts.arrivals is not None and opts.arrivals not in ARRIVAL_MODES:
+            raise ConfigError(
+                f"--arrivals must be one of {', '.join(ARRIVAL_MODES)}, not {opts.arrivals!r}"
+            )
     # The reference API's own SLAs are added by the hooks whenever ApiUser runs.
     slas = list(opts.slas)
     parse_slas([*slas, *scenario.slas])  # a typo fails here, before anything starts
@@ -382,7 +416,7 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
             f"Locust exited with code {proc.returncode} before a verdict "
             f"({last}); full log: {run_dir / 'locust' / 'locust.log'}"
         )
-    if proc.returncode not in (0, EXIT_SLA_FAILED, EXIT_PARTIAL):
+    if proc.returncode not in (0, EXIT_SLA_FAILED, EXIT_PARTIAL, EXIT_GENERATOR_LIMITED):
         tail = (run_dir / "locust" / "locust.log").read_text(errors="replace").strip()
         last = " | ".join(tail.splitlines()[-3:])
         raise RunFailedError(
@@ -392,7 +426,10 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
     verdict = json.loads(verdict_path.read_text())
     if interrupted:
         verdict["partial"] = True
-    code = (
-        EXIT_PARTIAL if verdict.get("partial") else 0 if verdict.get("passed") else EXIT_SLA_FAILED
-    )
+    if verdict.get("partial"):
+        code = EXIT_PARTIAL
+    elif verdict.get("generator_limited"):
+        code = EXIT_GENERATOR_LIMITED
+    else:
+        code = 0 if verdict.get("passed") else EXIT_SLA_FAILED
     return RunResult(run_dir=run_dir, verdict=verdict, exit_code=code)

@@ -3,7 +3,9 @@
 A scenario file declares ``class Spike(ScenarioShape)`` below its ``STAGES``; the class reads
 them when it is defined, so a typo fails at import, naming the file and the stage. At run
 time the shape applies ``--time-scale`` / ``--users-scale`` and tells the hooks which stage
-is running, so every sample carries its stage name.
+is running, so every sample carries its stage name. An open-model scenario (stages with a
+``rate``) is played by :mod:`harness.users.open_model`: the shape holds its pool of users
+and the schedule sets when each iteration starts.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from locust import LoadTestShape
 
 from harness import locust_hooks
 from harness.scenario import Scenario, ScenarioError, build_scenario
+from harness.users import open_model
 
 
 class ScenarioShape(LoadTestShape):
@@ -37,6 +40,8 @@ class ScenarioShape(LoadTestShape):
                 slas=namespace.get("SLAS"),
                 stress=namespace.get("STRESS"),
                 description=(module.__doc__ or "").strip(),
+                arrivals=namespace.get("ARRIVALS"),
+                max_inflight=namespace.get("MAX_INFLIGHT"),
             )
         except ScenarioError as exc:
             # Under plain `locust -f`, one line and exit 2 rather than an import traceback.
@@ -47,6 +52,8 @@ class ScenarioShape(LoadTestShape):
         assert self.runner is not None, "Locust sets the runner before it calls tick()"
         env = self.runner.environment
         plan = locust_hooks.plan(env, self.scenario)
+        if plan.open_model:
+            return open_model.shape_tick(env, plan)
         stage = plan.stage_at(self.get_run_time())
         if stage is None:
             locust_hooks.finish_plan(env)

@@ -35,6 +35,14 @@ removes or redefines a key bumps the version.
 ``windows``       one per ``window_s`` window: ``{t, start, stage, count, failures, rps,
                   error_rate, p50, p95, p99, users}`` (``t``: seconds since the run's start)
 ``warnings``      list of strings (truncated or unreadable sample files, approximations...)
+``open_model``    null for a closed-model run; else ``response_time`` and ``service_time``
+                  (what each measures), ``gap_flag`` (0.10), ``endpoints`` and
+                  ``stage_endpoints``: ``{endpoint, [stage], count, response_p50/p95/p99,
+                  service_p50/p95/p99, gap_p99, flagged}``, and ``generator``: per stage
+                  ``target_rate``, ``achieved_rate``, ``started``, ``dropped``,
+                  ``unfinished``, scheduler lag percentiles, each process's CPU,
+                  ``generator_limited`` and its ``reasons`` (harness.generator_health)
+``closed_model_note``  for a closed-model run, the line on latency under stalls; else null
 
 A *stats row* is ``{count, failures, error_rate, rps, seconds, latency_ms: {mean, min, p50,
 p75, p90, p95, p99, p99.9, max}}`` plus its keys; ``rps`` is ``count / seconds`` over the
@@ -60,6 +68,12 @@ from harness import __version__
 from harness.analysis import charts
 from harness.analysis.html import escape, page, table_html
 from harness.analysis.load import Run
+from harness.analysis.open_model import (
+    OpenModelFigures,
+    as_summary,
+    closed_model_note,
+    open_model_figures,
+)
 from harness.analysis.stats import (
     PERCENTILE_DEFINITION,
     QUANTILES,
@@ -120,6 +134,8 @@ class Analysis:
     verdict_source: str | None = None
     figures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    open_model: OpenModelFigures | None = None
+    closed_note: str | None = None
 
     @property
     def duration(self) -> float:
@@ -165,6 +181,12 @@ def analyse(run: Run, window_s: float = 10.0, draw: bool = True) -> Analysis:
         warnings=list(run.warnings),
     )
     a.outcomes, a.verdict_source = _verdict(run, a, samples)
+    known = len(run.warnings)
+    a.open_model = open_model_figures(run)
+    a.warnings.extend(run.warnings[known:])
+    if a.open_model is None:
+        rps = float(a.overall.iloc[0]["rps"]) if len(a.overall) else None
+        a.closed_note = closed_model_note(run, rps)
     if draw:
         a.figures = _exact_figures(run, a, tables.groups[("endpoint",)])
     return a
@@ -491,6 +513,8 @@ def summary(run: Run, a: Analysis) -> dict[str, Any]:
         "errors": errors,
         "windows": win_rows,
         "warnings": list(a.warnings),
+        "open_model": _clean(as_summary(a.open_model)) if a.open_model is not None else None,
+        "closed_model_note": a.closed_note,
     }
 
 
@@ -691,6 +715,8 @@ def render_html(run: Run, a: Analysis) -> str:
     links = [("verdict", "SLA verdicts"), ("charts", "charts"), ("endpoints", "per endpoint")]
     if a.exact:
         links += [("stages", "per stage"), ("cells", "endpoint x stage"), ("errors", "errors")]
+    if a.open_model is not None:
+        links.append(("open-model", "open model"))
     links.append(("run", "run"))
     sections.append(
         "<nav>" + "".join(f'<a href="#{k}">{escape(v)}</a>' for k, v in links) + "</nav>"
@@ -703,6 +729,15 @@ def render_html(run: Run, a: Analysis) -> str:
             "and there are no per-stage, per-window or error-kind figures.</p>"
         )
     sections.append(_banner(run, a))
+    if a.open_model is not None and a.open_model.health is not None:
+        health = a.open_model.health
+        if health.generator_limited:
+            sections.append(
+                '<p class="approx"><b>Generator-limited run: latencies are not trustworthy.'
+                f"</b> {escape('; '.join(health.reasons))}</p>"
+            )
+    if a.closed_note:
+        sections.append(f'<p class="note">{escape(a.closed_note)}.</p>')
     sections.append(_kpis(a))
     if a.warnings:
         items = "".join(f"<li>{escape(w)}</li>" for w in a.warnings)
@@ -781,6 +816,8 @@ def render_html(run: Run, a: Analysis) -> str:
             sections.append(
                 table_html(["endpoint", "kind", "failures", "share", "example"], ep_rows, left=2)
             )
+    if a.open_model is not None:
+        sections.extend(_open_model_html(a.open_model))
     sections.append('<h2 id="run">Run</h2>')
     meta_rows = "".join(
         f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in _meta_rows(run, a)
@@ -826,6 +863,8 @@ def render_markdown(run: Run, a: Analysis) -> str:
         )
         out += [f"**Verdict: {'PASS' if passed else 'FAIL'}** ({a.verdict_source})", ""]
     out += [_md_table(["", ""], _meta_rows(run, a)), ""]
+    if a.closed_note:
+        out += [f"> {a.closed_note}.", ""]
     if a.warnings:
         out += ["## Warnings", "", *(f"- {w}" for w in a.warnings), ""]
     if a.outcomes:
@@ -868,6 +907,8 @@ def render_markdown(run: Run, a: Analysis) -> str:
                 _md_table(["endpoint", "kind", "failures", "share", "example"], ep_rows, left=2),
                 "",
             ]
+    if a.open_model is not None:
+        out += _open_model_md(a.open_model)
     out += ["Charts: see report.html. Machine-readable figures: summary.json.", ""]
     return "\n".join(out)
 
@@ -920,3 +961,134 @@ def write_report(
         json.dumps(_clean(summary(run, a)), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     return paths
+
+
+# -- open model -----------------------------------------------------------------------------
+
+OPEN_STAGE_HEAD = [
+    "stage",
+    "target/s",
+    "achieved/s",
+    "started",
+    "dropped",
+    "unfinished",
+    "lag p50 ms",
+    "lag p99 ms",
+    "lag max ms",
+]
+TIMES_HEAD = [
+    "requests",
+    "response p50",
+    "p95",
+    "p99",
+    "service p50",
+    "p95",
+    "p99",
+    "p99 gap",
+]
+
+
+def _open_stage_rows(figures: OpenModelFigures) -> list[list[str]]:
+    if figures.health is None:
+        return []
+    return [
+        [
+            s.stage,
+            f"{s.target_rate:,.2f}",
+            f"{s.achieved_rate:,.2f}",
+            _count(s.started),
+            _count(s.dropped),
+            _count(s.unfinished),
+            _ms(s.lag_p50_ms),
+            _ms(s.lag_p99_ms),
+            _ms(s.lag_max_ms),
+        ]
+        for s in figures.health.stages
+    ]
+
+
+def _times_rows(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    rows, classes = [], []
+    for rec in frame.to_dict("records"):
+        flag = " (flag)" if rec["flagged"] else ""
+        rows.append(
+            [
+                *(str(rec[k]) for k in keys),
+                _count(rec["count"]),
+                *(_ms(rec[f"response_{q}"]) for q in ("p50", "p95", "p99")),
+                *(_ms(rec[f"service_{q}"]) for q in ("p50", "p95", "p99")),
+                f"{rec['gap_p99']:+.0%}{flag}",
+            ]
+        )
+        classes.append("fail" if rec["flagged"] else "")
+    return rows, classes
+
+
+def _open_model_text(figures: OpenModelFigures) -> list[str]:
+    lines = [
+        "Response time runs from each request's intended start (what a user waits, queueing "
+        "included): it is the latency of every other table, SLA and chart in this report. "
+        "Service time runs from the actual send. A p99 gap above "
+        f"{GAP_FLAG_TEXT} is flagged: the server, or the generator, fell behind there.",
+    ]
+    health = figures.health
+    if health is not None:
+        cpu = ", ".join(
+            f"{c.process} mean {c.mean:.0f}% max {c.max:.0f}%"
+            for c in health.cpu
+            if c.mean is not None and c.max is not None
+        )
+        lines.append(
+            f"{health.arrivals.capitalize()} arrivals, at most {health.max_inflight} iterations "
+            f"in flight, {health.processes or 1} process(es). Scheduler lag (actual minus "
+            f"intended start, iterations that found a free slot): p50 "
+            f"{_ms(health.lag_p50_ms)} ms, p99 {_ms(health.lag_p99_ms)} ms, max "
+            f"{_ms(health.lag_max_ms)} ms"
+            + (f"; CPU {cpu}" if cpu else "")
+            + ". "
+            + (
+                "Generator-limited: " + "; ".join(health.reasons)
+                if health.generator_limited
+                else "The generator kept its schedule."
+            )
+        )
+    return lines
+
+
+GAP_FLAG_TEXT = "10%"
+
+
+def _open_model_html(figures: OpenModelFigures) -> list[str]:
+    out = ['<h2 id="open-model">Open model: response and service time, rates</h2>']
+    out += [f'<p class="note">{escape(line)}</p>' for line in _open_model_text(figures)]
+    stage_rows = _open_stage_rows(figures)
+    if stage_rows:
+        out.append("<h3>Target and achieved rate per stage (iterations/s)</h3>")
+        out.append(table_html(OPEN_STAGE_HEAD, stage_rows))
+    rows, classes = _times_rows(figures.endpoints, ["endpoint"])
+    out.append("<h3>Per endpoint (ms)</h3>")
+    out.append(table_html(["endpoint", *TIMES_HEAD], rows, classes=classes))
+    rows, classes = _times_rows(figures.cells, ["stage", "endpoint"])
+    out.append("<h3>Per endpoint and stage (ms)</h3>")
+    out.append(table_html(["stage", "endpoint", *TIMES_HEAD], rows, left=2, classes=classes))
+    return out
+
+
+def _open_model_md(figures: OpenModelFigures) -> list[str]:
+    out = ["## Open model: response and service time, rates", ""]
+    for line in _open_model_text(figures):
+        out += [line, ""]
+    stage_rows = _open_stage_rows(figures)
+    if stage_rows:
+        out += ["Target and achieved rate per stage (iterations/s):", ""]
+        out += [_md_table(OPEN_STAGE_HEAD, stage_rows), ""]
+    rows, _ = _times_rows(figures.endpoints, ["endpoint"])
+    out += ["Per endpoint (ms):", "", _md_table(["endpoint", *TIMES_HEAD], rows), ""]
+    rows, _ = _times_rows(figures.cells, ["stage", "endpoint"])
+    out += [
+        "Per endpoint and stage (ms):",
+        "",
+        _md_table(["stage", "endpoint", *TIMES_HEAD], rows, left=2),
+        "",
+    ]
+    return out

@@ -11,6 +11,9 @@ imports locust or gevent.
 - :class:`ApiUser`: production-like traffic on the reference API (FastHttpUser).
 - :class:`PostgresUser`, :class:`SqliteUser`: the critical queries straight on a database.
 
+Any of them (or your own user class) runs as an open model under a scenario whose stages set
+a ``rate``: see :mod:`harness.users.open_model`.
+
 Settings: class attributes a subclass overrides, or the ``HARNESS_*`` variables of
 :mod:`harness.users.settings` for one run.
 """

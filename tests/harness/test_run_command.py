@@ -190,7 +190,8 @@ def test_a_scenario_typo_names_the_file_and_stage(env: dict[str, str], tmp_path:
 def test_an_unknown_scenario_lists_the_known_ones(env: dict[str, str], tmp_path: Path) -> None:
     done = _run(["stedy"], env, Path.cwd())
     assert done.returncode == ConfigError.exit_code
-    assert "known: endurance, spike, steady, stress" in done.stderr
+    known = "known: constant_rate, endurance, ramping_rate, spike, spike_rate, steady, stress"
+    assert known in done.stderr
 
 
 def test_abort_on_sla_stops_a_hopeless_run_early(

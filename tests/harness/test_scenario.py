@@ -100,7 +100,8 @@ def test_typos_name_the_file_the_stage_and_the_fix(tmp_path: Path, body: str, sa
 
 
 def test_unknown_scenario_name_lists_the_known_ones() -> None:
-    with pytest.raises(ScenarioError, match="known: endurance, spike, steady, stress"):
+    known = "known: constant_rate, endurance, ramping_rate, spike, spike_rate, steady, stress"
+    with pytest.raises(ScenarioError, match=known):
         find_scenario("spkie", SCENARIOS)
 
 
