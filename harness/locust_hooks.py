@@ -791,3 +791,8 @@ def _step_users(st: _State) -> int | None:
     if st.broken_step is None or st.plan is None:
         return None
     return next((s.users for s in st.plan.stages if s.name == st.broken_step), None)
+
+
+# Their listeners go with these hooks: any locustfile using the harness gets live metrics
+# (--prometheus-port) and the lost-worker record.
+from harness import live_metrics, worker_loss  # noqa: E402, F401

@@ -1,0 +1,50 @@
+"""Network checks shared by ``harness run`` and the Locust hooks, each a one-line error.
+
+This module imports neither Locust nor gevent: ``harness run`` calls it before it starts
+Locust, and the hooks call it inside Locust.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from harness.errors import ConfigError
+
+# How long a worker waits for the master's port to accept a connection before it gives up.
+MASTER_CONNECT_TIMEOUT_S = 5.0
+
+
+def port_in_use_error(option: str, host: str, port: int, exc: OSError) -> ConfigError:
+    """The error for a port that cannot be listened on, naming the option that chose it."""
+    where = host or "0.0.0.0"  # noqa: S104 (an empty host means every interface)
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError(
+            f"{option} {port}: port {port} on {where} is already in use; "
+            f"pass a free port to {option} or stop what listens there"
+        )
+    return ConfigError(f"{option} {port}: cannot listen on {where}:{port} ({exc.strerror})")
+
+
+def check_port_free(option: str, host: str, port: int) -> None:
+    """Raise :class:`ConfigError` when nothing can listen on ``host:port`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers that take the port do: a port in TIME_WAIT is free to them.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise port_in_use_error(option, host, port, exc) from None
+
+
+def check_master_reachable(host: str, port: int, timeout: float = MASTER_CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`ConfigError` when the Locust master's port does not accept a connection."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    raise ConfigError(
+        f"cannot reach the Locust master at {host}:{port} ({reason}); start "
+        "`harness run SCENARIO --master` there first, or fix --master-host/--master-port"
+    )
