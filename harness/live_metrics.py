@@ -57,7 +57,7 @@ from prometheus_client.registry import Collector
 
 from harness import __version__
 from harness.errors import ConfigError
-from harness.net import port_in_use_error
+from harness.net import ALL_INTERFACES, port_in_use_error
 
 PORT_OPTION = "--prometheus-port"
 # The key under which a worker's counts travel in Locust's worker report.
@@ -104,7 +104,7 @@ def _add_options(parser: Any) -> None:
     )
     group.add_argument(
         "--prometheus-host",
-        default="0.0.0.0",  # noqa: S104 (Prometheus scrapes from another host; as Locust's web UI)
+        default=ALL_INTERFACES,  # Prometheus scrapes from another host; as Locust's web UI
         env_var="HARNESS_PROMETHEUS_HOST",
         help="Address the metrics server listens on (default: every interface)",
     )
@@ -223,7 +223,7 @@ class LoadCollector(Collector):
             for s in WORKER_STATES:
                 workers.add_metric([s], sum(1 for c in runner.clients.all if c.state == s))
             yield workers
-            from harness.worker_loss import lost_workers
+            from harness.worker_watch import lost_workers
 
             yield GaugeMetricFamily(
                 "harness_load_lost_workers",
@@ -318,7 +318,7 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
         )
     registry = CollectorRegistry()
     registry.register(LoadCollector(environment, tallies))
-    host = getattr(environment.parsed_options, "prometheus_host", "0.0.0.0")  # noqa: S104
+    host = getattr(environment.parsed_options, "prometheus_host", ALL_INTERFACES)
     try:
         server = serve(registry, host, port)
     except ConfigError as exc:

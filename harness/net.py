@@ -11,13 +11,17 @@ import socket
 
 from harness.errors import ConfigError
 
+# Every IPv4 interface: the default for servers that another host scrapes or joins.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+# Locust's own default port for workers to reach the master on.
+DEFAULT_MASTER_PORT = 5557
 # How long a worker waits for the master's port to accept a connection before it gives up.
 MASTER_CONNECT_TIMEOUT_S = 5.0
 
 
 def port_in_use_error(option: str, host: str, port: int, exc: OSError) -> ConfigError:
     """The error for a port that cannot be listened on, naming the option that chose it."""
-    where = host or "0.0.0.0"  # noqa: S104 (an empty host means every interface)
+    where = host or ALL_INTERFACES
     if exc.errno == errno.EADDRINUSE:
         return ConfigError(
             f"{option} {port}: port {port} on {where} is already in use; "

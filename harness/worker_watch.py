@@ -4,7 +4,8 @@ Locust's master marks a worker ``missing`` when its heartbeats stop (a killed pr
 gone). The master checks its workers every second; each one lost is written at once to
 ``run.json`` under ``lost_workers`` (worker id, when, how far into the run, samples kept), so
 the record survives even a master that dies next. The samples a lost worker sent before it
-went silent stay in its file in ``samples/``; ``harness report`` lists the loss as a warning.
+went silent stay in its file in ``samples/``; the verdict and ``harness report`` list the loss
+as a warning (:mod:`harness.lost_workers`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import STATE_MISSING, MasterRunner
+
+from harness.lost_workers import describe
 
 # How often the master looks at its workers' states (Locust's heartbeat interval).
 CHECK_INTERVAL_S = 1.0
@@ -71,6 +74,15 @@ class WorkerWatch:
             from harness.locust_hooks import _update_run_json
 
             _update_run_json(st.run_dir, {"lost_workers": list(self.lost.values())})
+
+
+def loss_warnings(env: Environment) -> list[str]:
+    """One warning per lost worker, with its final sample count (for the verdict)."""
+    watch: WorkerWatch | None = getattr(env, "harness_worker_watch", None)
+    if watch is None:
+        return []
+    watch.sweep()
+    return [describe(entry) for entry in watch.lost.values()]
 
 
 def lost_workers(env: Environment) -> list[dict[str, Any]]:
