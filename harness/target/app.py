@@ -59,13 +59,14 @@ class Api:
         self.backend = backend_of(settings.db)
         self.metrics = ApiMetrics()
         self.engine: AsyncEngine = make_engine(settings)
-        self.metrics.watch_pool(self.engine)
+        self.metrics.watch_pool(self.engine, settings.max_overflow)
         self.cache = ResponseCache(
             settings.redis_url,
             settings.cache_ttls,
             fallback_size=settings.fallback_cache_size,
             on_lookup=self.metrics.cache_lookup,
         )
+        self.metrics.watch_backends(self.backend, lambda: self.cache.backend)
 
     def now(self) -> datetime:
         return self.settings.now or datetime.now(UTC).replace(tzinfo=None)
