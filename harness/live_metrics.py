@@ -5,7 +5,8 @@
 
 * ``harness_load_requests_total``, ``harness_load_request_failures_total`` and the histogram
   ``harness_load_request_duration_seconds``, each by ``method``, ``name`` and ``stage``;
-  bucket edges are dense around the SLA thresholds (:data:`SLA_THRESHOLDS_MS`);
+  bucket edges are dense around the SLA thresholds
+  (:data:`harness.request_tally.SLA_THRESHOLDS_MS`);
 * ``harness_load_users`` and ``harness_load_target_users``, ``harness_load_rps`` and
   ``harness_load_failures_per_second`` (Locust's own current figures);
 * ``harness_load_stage`` (1 for the running stage, 0 for the ones before);
@@ -25,10 +26,8 @@ this module, so every locustfile that uses the harness gets the option.
 
 from __future__ import annotations
 
-import bisect
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from gevent.pywsgi import WSGIServer
@@ -58,25 +57,12 @@ from prometheus_client.registry import Collector
 from harness import __version__
 from harness.errors import ConfigError
 from harness.net import ALL_INTERFACES, port_in_use_error
+from harness.request_tally import RequestTallies, cumulative_buckets
 
 PORT_OPTION = "--prometheus-port"
 # The key under which a worker's counts travel in Locust's worker report.
 REPORT_KEY = "harness_live_metrics"
 
-# The reference workload's latency SLAs (DESIGN.md): critical queries p95 < 100 ms and
-# p99 < 500 ms, the others p95 < 200 ms and p99 < 1 s, every API endpoint p95 < 500 ms.
-SLA_THRESHOLDS_MS = (100.0, 200.0, 500.0, 1000.0)
-# Around each threshold, edges 5% apart from -20% to +20%: a p95/p99 read off the histogram
-# near the line is within 5% of the threshold, and the share of requests over it is exact.
-_NEAR_THRESHOLD = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)
-# Elsewhere a coarse ladder from 1 ms to 30 s, for health checks and for timeouts.
-_LADDER_MS = (1, 2.5, 5, 10, 25, 50, 75, 150, 300, 400, 700, 1500, 2000, 3000, 5000, 10000, 30000)
-BUCKETS_MS: tuple[float, ...] = tuple(
-    sorted(
-        {float(v) for v in _LADDER_MS}
-        | {round(t * f, 3) for t in SLA_THRESHOLDS_MS for f in _NEAR_THRESHOLD}
-    )
-)
 WORKER_STATES = (
     STATE_INIT,
     STATE_SPAWNING,
@@ -88,8 +74,6 @@ WORKER_STATES = (
 )
 # SLA metrics that are a latency, and so have a threshold line on the latency panels.
 LATENCY_SLA_METRICS = ("p50", "p75", "p90", "p95", "p99", "p99.9", "mean", "min", "max")
-
-Key = tuple[str, str, str]  # method, name, stage
 
 
 @events.init_command_line_parser.add_listener
@@ -108,57 +92,6 @@ def _add_options(parser: Any) -> None:
         env_var="HARNESS_PROMETHEUS_HOST",
         help="Address the metrics server listens on (default: every interface)",
     )
-
-
-@dataclass
-class _Tally:
-    """Counts for one (method, name, stage): per bucket (not cumulative), sum, failures."""
-
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))
-    sum_ms: float = 0.0
-    count: int = 0
-    failures: int = 0
-
-
-class RequestTallies:
-    """Requests folded into histogram counts, per method, name and stage."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[Key, _Tally] = {}
-
-    def add(self, key: Key, latency_ms: float, ok: bool) -> None:
-        tally = self.by_key.get(key)
-        if tally is None:
-            tally = self.by_key[key] = _Tally()
-        # bisect_left: a latency equal to an edge belongs to that edge's bucket (le).
-        tally.buckets[bisect.bisect_left(BUCKETS_MS, latency_ms)] += 1
-        tally.sum_ms += latency_ms
-        tally.count += 1
-        tally.failures += 0 if ok else 1
-
-    def drain(self) -> list[list[Any]]:
-        """What was counted since the last drain, in a form Locust's messages carry."""
-        out = [[*key, t.buckets, t.sum_ms, t.count, t.failures] for key, t in self.by_key.items()]
-        self.by_key = {}
-        return out
-
-    def merge(self, drained: Iterable[list[Any]]) -> None:
-        """Add a worker's drained counts."""
-        for method, name, stage, buckets, sum_ms, count, failures in drained:
-            if len(buckets) != len(BUCKETS_MS) + 1:
-                continue  # a worker of another harness version: its buckets do not line up
-            key = (str(method), str(name), str(stage))
-            tally = self.by_key.get(key)
-            if tally is None:
-                tally = self.by_key[key] = _Tally()
-            tally.buckets = [a + int(b) for a, b in zip(tally.buckets, buckets, strict=True)]
-            tally.sum_ms += float(sum_ms)
-            tally.count += int(count)
-            tally.failures += int(failures)
-
-
-def _le(edge_ms: float) -> str:
-    return f"{edge_ms / 1000.0:g}"
 
 
 class LoadCollector(Collector):
@@ -190,12 +123,7 @@ class LoadCollector(Collector):
             values = list(key)
             requests.add_metric(values, t.count)
             failures.add_metric(values, t.failures)
-            cumulative, buckets = 0, []
-            for edge, n in zip(BUCKETS_MS, t.buckets, strict=False):
-                cumulative += n
-                buckets.append((_le(edge), cumulative))
-            buckets.append(("+Inf", t.count))
-            latency.add_metric(values, buckets, t.sum_ms / 1000.0)
+            latency.add_metric(values, cumulative_buckets(t), t.sum_ms / 1000.0)
         yield from (requests, failures, latency)
 
     def _runner(self) -> Iterator[Metric]:
