@@ -24,7 +24,7 @@ def port_in_use_error(option: str, host: str, port: int, exc: OSError) -> Config
     where = host or ALL_INTERFACES
     if exc.errno == errno.EADDRINUSE:
         return ConfigError(
-            f"{option} {port}: port {port} on {where} is already in use; "
+            f"{option} {port}: the port is already in use on {where}; "
             f"pass a free port to {option} or stop what listens there"
         )
     return ConfigError(f"{option} {port}: cannot listen on {where}:{port} ({exc.strerror})")
