@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 
 from harness.errors import ConfigError
 
@@ -15,8 +16,10 @@ from harness.errors import ConfigError
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 # Locust's own default port for workers to reach the master on.
 DEFAULT_MASTER_PORT = 5557
-# How long a worker waits for the master's port to accept a connection before it gives up.
-MASTER_CONNECT_TIMEOUT_S = 5.0
+# How long a worker keeps trying the master's port before it gives up: a master started a
+# moment earlier needs a few seconds to load its locustfile and listen.
+MASTER_WAIT_S = 3.0
+MASTER_RETRY_S = 0.25
 
 
 def port_in_use_error(option: str, host: str, port: int, exc: OSError) -> ConfigError:
@@ -41,13 +44,20 @@ def check_port_free(option: str, host: str, port: int) -> None:
             raise port_in_use_error(option, host, port, exc) from None
 
 
-def check_master_reachable(host: str, port: int, timeout: float = MASTER_CONNECT_TIMEOUT_S) -> None:
-    """Raise :class:`ConfigError` when the Locust master's port does not accept a connection."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+def check_master_reachable(host: str, port: int, wait: float = MASTER_WAIT_S) -> None:
+    """Raise :class:`ConfigError` when the Locust master's port accepts no connection within
+    ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with socket.create_connection((host, port), timeout=max(remaining, MASTER_RETRY_S)):
+                return
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+        if time.monotonic() + MASTER_RETRY_S > deadline:
+            break
+        time.sleep(MASTER_RETRY_S)
     raise ConfigError(
         f"cannot reach the Locust master at {host}:{port} ({reason}); start "
         "`harness run SCENARIO --master` there first, or fix --master-host/--master-port"
