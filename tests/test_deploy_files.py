@@ -12,9 +12,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from tests.dashboards import (
     metric_names,
     panels,
 )
+from tests.harness.distributed_run import prometheus_tool
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
@@ -249,18 +248,9 @@ def test_every_port_and_volume_the_readme_names_is_in_the_stack() -> None:
 # -- prometheus.yml --------------------------------------------------------------------------
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
-    return found
-
-
 def test_promtool_accepts_prometheus_yml() -> None:
     done = subprocess.run(
-        [_promtool(), "check", "config", str(PROMETHEUS_YML)],
+        [prometheus_tool("promtool"), "check", "config", str(PROMETHEUS_YML)],
         capture_output=True,
         text=True,
         timeout=60,

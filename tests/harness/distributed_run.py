@@ -105,13 +105,36 @@ def rows_per_worker(run_dir: Path) -> dict[str, int]:
     return counts
 
 
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
+def prometheus_tool(name: str) -> str:
+    """``prometheus`` or ``promtool`` from Debian's package: CI must have it (``.ci/run``
+    installs it); elsewhere the tests that need it are skipped with the install command."""
+    found = shutil.which(name)
     if found is None:
         if os.environ.get("CI"):
-            pytest.fail("prometheus is missing: .ci/run installs Debian's prometheus package")
-        pytest.skip("prometheus not installed (apt-get install prometheus)")
+            pytest.fail(f"{name} is missing: .ci/run installs Debian's prometheus package")
+        pytest.skip(f"{name} not installed (apt-get install prometheus)")
     return found
+
+
+def worker_command(scenario: Path, master_port: int) -> list[str]:
+    """``harness run SCENARIO --worker`` for a master on loopback."""
+    return [
+        *HARNESS,
+        "run",
+        str(scenario),
+        "--worker",
+        "--master-host",
+        LOOPBACK,
+        "--master-port",
+        str(master_port),
+    ]
+
+
+def one_shot(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a command that is expected to end by itself soon (a refusal, a check)."""
+    return subprocess.run(
+        cmd, env=ENV, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False
+    )
 
 
 def loopback_config(metrics_port: int, api_base: str) -> dict[str, Any]:
@@ -163,7 +186,7 @@ def _start(cmd: list[str], log: Path, stack: ExitStack) -> subprocess.Popen[byte
 
 
 def run_distributed(reference_db: Path, redis_url: str, tmp: Path) -> DistributedRun:
-    prometheus = prometheus_binary()
+    prometheus = prometheus_tool("prometheus")
     db = tmp / "api.db"
     shutil.copyfile(reference_db, db)
     scenario = tmp / "distributed.py"
@@ -221,20 +244,7 @@ def run_distributed(reference_db: Path, redis_url: str, tmp: Path) -> Distribute
         # As a person would: the workers start once the master listens.
         wait_for(lambda: listening(master_port) or master.poll() is not None, "master listens")
         workers = [
-            _start(
-                [
-                    *HARNESS,
-                    "run",
-                    str(scenario),
-                    "--worker",
-                    "--master-host",
-                    LOOPBACK,
-                    "--master-port",
-                    str(master_port),
-                ],
-                tmp / f"worker{i}.log",
-                stack,
-            )
+            _start(worker_command(scenario, master_port), tmp / f"worker{i}.log", stack)
             for i in range(2)
         ]
         run_dir = wait_for(

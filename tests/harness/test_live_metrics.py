@@ -19,10 +19,9 @@ import pytest
 
 from harness.errors import ConfigError
 from tests.dashboards import DASHBOARDS, expressions, load_dashboard, metric_names
-from tests.harness.distributed_run import ENV, SCENARIO, DistributedRun, run_json
+from tests.harness.distributed_run import HARNESS, SCENARIO, DistributedRun, one_shot, run_json
 
 REPO = Path(__file__).resolve().parents[2]
-HARNESS = [sys.executable, "-m", "harness"]
 LOOPBACK = "127.0.0.1"
 
 
@@ -91,6 +90,10 @@ def test_the_run_still_ends_with_its_verdict_and_the_sla_lines(
 # -- a port already in use ----------------------------------------------------------------------
 
 
+def _metrics_on(port: int) -> list[str]:
+    return ["--prometheus-port", str(port), "--prometheus-host", LOOPBACK]
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -104,60 +107,23 @@ def test_harness_run_names_a_taken_metrics_port_and_the_option_before_any_load(
 ) -> None:
     scenario = tmp_path / "live_metrics.py"
     scenario.write_text(SCENARIO)
-    done = subprocess.run(
-        [
-            *HARNESS,
-            "run",
-            str(scenario),
-            "--prometheus-port",
-            str(taken_port),
-            "--prometheus-host",
-            LOOPBACK,
-            "--runs-dir",
-            str(tmp_path / "runs"),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    runs = tmp_path / "runs"
+    done = one_shot(
+        [*HARNESS, "run", str(scenario), *_metrics_on(taken_port), "--runs-dir", str(runs)]
     )
     assert done.returncode == ConfigError.exit_code
     [line] = done.stderr.strip().splitlines()
     assert f"--prometheus-port {taken_port}: the port is already in use on {LOOPBACK}" in line
-    assert not (tmp_path / "runs").exists()  # nothing started, nothing written
+    assert not runs.exists()  # nothing started, nothing written
 
 
 def test_plain_locust_names_a_taken_metrics_port_in_one_line(
     taken_port: int, tmp_path: Path
 ) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(REPO / "locustfiles" / "api.py"),
-            "--headless",
-            "--host",
-            "http://127.0.0.1:1",
-            "-u",
-            "1",
-            "-t",
-            "1",
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--prometheus-port",
-            str(taken_port),
-            "--prometheus-host",
-            LOOPBACK,
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    locustfile = str(REPO / "locustfiles" / "api.py")
+    bounded = ["--headless", "-u", "1", "-t", "1", "--host", "http://127.0.0.1:1"]
+    args = [*bounded, "--run-dir", str(tmp_path / "run"), *_metrics_on(taken_port)]
+    done = one_shot([sys.executable, "-m", "locust", "-f", locustfile, *args])
     assert done.returncode == ConfigError.exit_code
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [

@@ -9,8 +9,6 @@ is reported in run.json, the verdict and the report, with the samples it sent ke
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +21,16 @@ from harness.lost_workers import describe, warnings_of
 from harness.target.server import free_port
 from harness.worker_run import check_role
 from tests.harness.distributed_run import (
-    ENV,
+    HARNESS,
     SCENARIO,
     DistributedRun,
+    one_shot,
     rows_per_worker,
     run_json,
+    worker_command,
 )
 
-HARNESS = [sys.executable, "-m", "harness"]
 LOOPBACK = "127.0.0.1"
-TIMEOUT_S = 120
 
 
 @pytest.fixture
@@ -82,23 +80,7 @@ def test_a_worker_that_cannot_reach_its_master_says_the_host_and_port_in_one_lin
     scenario: Path,
 ) -> None:
     port = free_port()  # nothing listens there
-    done = subprocess.run(
-        [
-            *HARNESS,
-            "run",
-            str(scenario),
-            "--worker",
-            "--master-host",
-            LOOPBACK,
-            "--master-port",
-            str(port),
-        ],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = one_shot(worker_command(scenario, port))
     assert done.returncode == ConfigError.exit_code
     [line] = done.stderr.strip().splitlines()
     assert f"cannot reach the Locust master at {LOOPBACK}:{port}" in line
@@ -121,13 +103,8 @@ def test_a_master_with_local_processes_fails_in_one_line_before_anything_starts(
     scenario: Path, tmp_path: Path
 ) -> None:
     runs = str(tmp_path / "runs")
-    done = subprocess.run(
-        [*HARNESS, "run", str(scenario), "--master", "--processes", "2", "--runs-dir", runs],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
+    done = one_shot(
+        [*HARNESS, "run", str(scenario), "--master", "--processes", "2", "--runs-dir", runs]
     )
     assert done.returncode == ConfigError.exit_code
     [line] = done.stderr.strip().splitlines()
