@@ -9,17 +9,33 @@ dashboard expression is then asked of Prometheus over the run's span, as Grafana
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.errors import ConfigError
+from harness.target.server import free_port, running_api
+from harness.target.settings import ApiSettings
+from tests.conftest import ANCHOR
 from tests.dashboards import DASHBOARDS, expressions, load_dashboard, metric_names
-from tests.harness.distributed_run import HARNESS, SCENARIO, DistributedRun, one_shot, run_json
+from tests.harness.distributed_run import (
+    ENV,
+    HARNESS,
+    SCENARIO,
+    DistributedRun,
+    one_shot,
+    run_json,
+    wait_for,
+)
+from tests.harness.test_load_runs import TINY
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -85,6 +101,53 @@ def test_the_run_still_ends_with_its_verdict_and_the_sla_lines(
         ]
         == 1
     )
+
+
+# -- a local run (no workers) --------------------------------------------------------------------
+
+
+def test_a_local_run_serves_its_own_requests_by_stage_while_it_runs(
+    reference_db: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "api.db"
+    shutil.copyfile(reference_db, db)
+    scenario = tmp_path / "tiny.py"
+    scenario.write_text(TINY)
+    port = free_port()
+    with running_api(ApiSettings(db=str(db), now=ANCHOR)) as api:
+        locust = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            f"{REPO / 'locustfiles' / 'api.py'},{scenario}",
+        ]
+        args = ["--headless", "--host", api, "--run-dir", str(tmp_path / "run"), *_metrics_on(port)]
+        proc = subprocess.Popen(
+            [*locust, *args], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            families = wait_for(lambda: _busy_metrics(port), "requests in the busy stage")
+        finally:
+            proc.wait(timeout=120)
+    assert proc.returncode == 0
+    stages = {s.labels["stage"] for s in families["harness_load_requests"].samples}
+    assert stages == {"warm", "busy"}
+    [current] = [s for s in families["harness_load_stage"].samples if s.value == 1]
+    assert current.labels["stage"] == "busy"
+    assert families["harness_load_users"].samples[0].value > 0
+    assert "harness_load_workers" not in families  # a local run has no workers
+
+
+def _busy_metrics(port: int) -> dict[str, Any] | None:
+    try:
+        text = httpx.get(f"http://{LOOPBACK}:{port}/metrics", timeout=2).text
+    except httpx.TransportError:
+        return None
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = families.get("harness_load_requests")
+    busy = requests is not None and any(s.labels["stage"] == "busy" for s in requests.samples)
+    return families if busy else None
 
 
 # -- a port already in use ----------------------------------------------------------------------
