@@ -16,6 +16,7 @@ from rich.table import Table
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.net import ALL_INTERFACES, DEFAULT_MASTER_PORT
 
 if TYPE_CHECKING:
     from migrate.plan import Plan
@@ -340,12 +341,41 @@ def run(
     arrivals: Annotated[
         str | None, typer.Option(help="Open model: 'even' or 'poisson' (seeded) arrivals.")
     ] = None,
+    prometheus_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HARNESS_PROMETHEUS_PORT",
+            help="Serve live Prometheus metrics of the run on this port (/metrics).",
+        ),
+    ] = None,
+    prometheus_host: Annotated[
+        str, typer.Option(help="Address the live metrics listen on.")
+    ] = ALL_INTERFACES,
+    master: Annotated[
+        bool, typer.Option("--master", help="Be the Locust master; workers join from elsewhere.")
+    ] = False,
+    expect_workers: Annotated[
+        int, typer.Option(help="With --master: workers to wait for before the load starts.")
+    ] = 1,
+    master_bind_host: Annotated[
+        str, typer.Option(help="With --master: address to accept workers on (* = all).")
+    ] = "*",
+    master_port: Annotated[
+        int, typer.Option(help="The master's port for workers (Locust's default).")
+    ] = DEFAULT_MASTER_PORT,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Be a Locust worker of the master at --master-host.")
+    ] = False,
+    master_host: Annotated[
+        str | None, typer.Option(help="With --worker: host where `--master` runs.")
+    ] = None,
 ) -> None:
     """Run a load scenario: run directory, Locust headless, exact samples, SLA verdict, report.
 
     Extra arguments after the options go to Locust (e.g. a user class name).
     Exit codes: 0 every SLA held, 10 an SLA failed (or iterations were dropped), 11
     interrupted (partial verdict), 13 an open-model run was generator-limited.
+    Across hosts: `--master --expect-workers 4` on one, `--worker --master-host HOST` on others.
 
     Example: harness run steady --quick; harness run constant_rate --rate 100 --duration 1m
     """
@@ -353,7 +383,22 @@ def run(
     from harness.run import run as run_scenario
     from harness.scenario import parse_duration
     from harness.verdict import print_verdict
+    from harness.worker_run import WorkerOptions, check_role, run_worker
 
+    check_role(master=master, worker=worker, master_host=master_host)
+    if worker:
+        assert master_host is not None
+        raise typer.Exit(
+            run_worker(
+                WorkerOptions(
+                    scenario=scenario,
+                    master_host=master_host,
+                    master_port=master_port,
+                    locustfile=locustfile or API_LOCUSTFILE,
+                    locust_args=list(ctx.args),
+                )
+            )
+        )
     options = RunOptions(
         scenario=scenario,
         target=target,
@@ -375,6 +420,12 @@ def run(
         duration=None if duration is None else parse_duration(duration, "--duration"),
         max_inflight=max_inflight,
         arrivals=arrivals,
+        prometheus_port=prometheus_port,
+        prometheus_host=prometheus_host,
+        master=master,
+        expect_workers=expect_workers,
+        master_bind_host=master_bind_host,
+        master_port=master_port,
     )
     result = run_scenario(options, console=out)
     print_verdict(result.verdict, out)

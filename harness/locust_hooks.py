@@ -824,7 +824,7 @@ def _finish(env: Environment, st: _State) -> None:
         "broken_step": st.broken_step,
         "broken_step_users": _step_users(st),
         "samples": table.num_rows,
-        "warnings": result.warnings,
+        "warnings": [*result.warnings, *worker_watch.loss_warnings(env)],
         "percentile_definition": "linear interpolation between closest ranks (numpy default)",
         "outcomes": [o.as_dict() for o in outcomes],
     }
@@ -863,3 +863,8 @@ def _step_users(st: _State) -> int | None:
     if st.broken_step is None or st.plan is None:
         return None
     return next((s.users for s in st.plan.stages if s.name == st.broken_step), None)
+
+
+# Their listeners go with these hooks: any locustfile using the harness gets live metrics
+# (--prometheus-port) and the lost-worker record.
+from harness import live_metrics, worker_watch  # noqa: E402, F401

@@ -27,6 +27,7 @@ import httpx
 from harness import __version__
 from harness.arrivals import ARRIVAL_MODES
 from harness.errors import EXIT_GENERATOR_LIMITED, ConfigError, HarnessError
+from harness.net import ALL_INTERFACES, DEFAULT_MASTER_PORT, check_port_free
 from harness.run_dirs import new_run_dir
 from harness.scenario import Scenario, check_max_inflight, find_scenario, load_scenario
 from harness.sla import EXIT_PARTIAL, EXIT_SLA_FAILED, parse_slas
@@ -89,6 +90,14 @@ class RunOptions:
             args += ["--arrivals", self.arrivals]
         return args
 
+    # Live metrics and distribution over hosts (see harness.live_metrics, harness.worker_run).
+    prometheus_port: int | None = None
+    prometheus_host: str = ALL_INTERFACES
+    master: bool = False
+    expect_workers: int = 1
+    master_bind_host: str = "*"
+    master_port: int = DEFAULT_MASTER_PORT
+
     def scales(self) -> tuple[float, float]:
         ts = (
             self.time_scale
@@ -138,6 +147,31 @@ def preflight_target(target: str) -> None:
         from harness.urls import sqlite_path
 
         check_sqlite_file(sqlite_path(target))
+
+
+def _preflight_ports(opts: RunOptions) -> None:
+    """A port this run must listen on and cannot: one line naming it, before any load."""
+    if opts.prometheus_port is not None:
+        check_port_free("--prometheus-port", opts.prometheus_host, opts.prometheus_port)
+    if opts.master and opts.processes:
+        raise ConfigError("--master waits for workers started elsewhere; drop --processes")
+    if opts.master:
+        bind = "" if opts.master_bind_host == "*" else opts.master_bind_host
+        check_port_free("--master-port", bind, opts.master_port)
+
+
+def _announce_endpoints(opts: RunOptions, console: Any) -> None:
+    """Where the live metrics are served and how workers join, for the person running it."""
+    if opts.prometheus_port is not None:
+        host = opts.prometheus_host
+        shown = "127.0.0.1" if host in ("", ALL_INTERFACES) else host
+        console.print(f"live metrics: http://{shown}:{opts.prometheus_port}/metrics")
+    if opts.master:
+        console.print(
+            f"waiting for {opts.expect_workers} worker(s) on port {opts.master_port}: "
+            f"harness run {opts.scenario} --worker --master-host THIS_HOST "
+            f"--master-port {opts.master_port}"
+        )
 
 
 def _run_dir(runs_dir: Path, scenario: Scenario) -> Path:
@@ -270,6 +304,19 @@ def locust_command(
             "--master-port",
             port,
         ]
+    if opts.master:
+        cmd += [
+            "--master",
+            "--master-bind-host",
+            opts.master_bind_host,
+            "--master-bind-port",
+            str(opts.master_port),
+            "--expect-workers",
+            str(opts.expect_workers),
+        ]
+    if opts.prometheus_port is not None:
+        cmd += ["--prometheus-port", str(opts.prometheus_port)]
+        cmd += ["--prometheus-host", opts.prometheus_host]
     if opts.abort_on_sla:
         cmd.append("--abort-on-sla")
     cmd += opts.open_model_args()
@@ -369,6 +416,7 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
     parse_slas([*slas, *scenario.slas])  # a typo fails here, before anything starts
     if opts.target:
         preflight_target(opts.target)  # before the run directory: a dead target leaves nothing
+    _preflight_ports(opts)
     run_dir = _run_dir(opts.runs_dir, scenario)
     with _target(opts, run_dir, console) as (target, backend):
         (run_dir / "run.json").write_text(
@@ -391,6 +439,7 @@ def run(opts: RunOptions, console: Any = None) -> RunResult:
                 f"run {run_dir}: {scenario.name} x{ts:g} time x{us:g} users "
                 f"(~{plan.duration:.0f} s) against {mask_url(target)}"
             )
+            _announce_endpoints(opts, console)
         # A process started in the background inherits SIGINT ignored; Ctrl-C must still work.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         with (run_dir / "locust" / "locust.log").open("wb") as log:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.lost_workers import warnings_of
 from harness.recorder import read_samples
 
 SUPPORTED_RUN_SCHEMA = "harness.run/1"
@@ -127,7 +128,7 @@ def _load_recorded(path: Path) -> Run:
         meta=meta,
         samples=samples,
         verdict=_read_json(path / "verdict.json"),
-        warnings=list(result.warnings),
+        warnings=[*result.warnings, *warnings_of(meta)],
     )
 
 

@@ -60,7 +60,7 @@ class Api:
         self.backend = backend_of(settings.db)
         self.metrics = ApiMetrics()
         self.engine: AsyncEngine = make_engine(settings)
-        self.metrics.watch_pool(self.engine)
+        self.metrics.watch_pool(self.engine, settings.max_overflow)
         self.slow_log = None
         if settings.slow_query_log:
             from harness.profiler.slowlog import SlowQueryLog
@@ -77,6 +77,7 @@ class Api:
             fallback_size=settings.fallback_cache_size,
             on_lookup=self.metrics.cache_lookup,
         )
+        self.metrics.watch_backends(self.backend, lambda: self.cache.backend)
 
     def now(self) -> datetime:
         return self.settings.now or datetime.now(UTC).replace(tzinfo=None)

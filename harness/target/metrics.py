@@ -7,7 +7,7 @@ Each app gets its own registry, so several apps in one process (tests) do not co
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -15,6 +15,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from harness import __version__
+
+# What /cache/stats calls the cache serving: Redis, the in-process LRU standing in for an
+# unreachable Redis, or the in-process cache of an API started without Redis.
+CACHE_BACKENDS = ("redis", "fallback", "memory")
 
 # Bucket edges in seconds, dense around the SLAs (10 ms health, 50/100 ms single queries,
 # 500 ms API p95, 1 s non-critical p99) so p95/p99 can be read at the thresholds.
@@ -48,21 +54,55 @@ LATENCY_BUCKETS = (
 class _PoolCollector(Collector):
     """Reads the engine's pool state at scrape time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, max_overflow: int) -> None:
         self.engine = engine
+        self.max_overflow = max_overflow
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         pool: Any = self.engine.sync_engine.pool
         checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
+        checked_in = pool.checkedin() if hasattr(pool, "checkedin") else 0
         size = pool.size() if hasattr(pool, "size") else 0
         overflow = max(0, pool.overflow()) if hasattr(pool, "overflow") else 0
         yield GaugeMetricFamily("harness_api_db_pool_size", "Configured pool size", value=size)
+        yield GaugeMetricFamily(
+            "harness_api_db_pool_max_overflow",
+            "Connections allowed beyond the pool size (checked out can reach size + this)",
+            value=self.max_overflow,
+        )
+        yield GaugeMetricFamily(
+            "harness_api_db_pool_checked_in", "Idle connections in the pool", value=checked_in
+        )
         yield GaugeMetricFamily(
             "harness_api_db_pool_checked_out", "Connections in use now", value=checked_out
         )
         yield GaugeMetricFamily(
             "harness_api_db_pool_overflow", "Connections open beyond the pool size", value=overflow
         )
+
+
+class _StateCollector(Collector):
+    """The API's backends, read at scrape time: the cache in use changes when Redis fails."""
+
+    def __init__(self, db_backend: str, cache_backend: Callable[[], str]) -> None:
+        self.db_backend = db_backend
+        self.cache_backend = cache_backend
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        info = GaugeMetricFamily(
+            "harness_api_info", "The reference API: version and database", labels=["version", "db"]
+        )
+        info.add_metric([__version__, self.db_backend], 1)
+        yield info
+        cache = GaugeMetricFamily(
+            "harness_api_cache_backend",
+            "1 for the cache serving now (redis, fallback or memory), 0 for the others",
+            labels=["backend"],
+        )
+        now = self.cache_backend()
+        for backend in CACHE_BACKENDS:
+            cache.add_metric([backend], 1 if backend == now else 0)
+        yield cache
 
 
 class ApiMetrics:
@@ -100,8 +140,11 @@ class ApiMetrics:
             "harness_api_db_pool_timeouts", "Checkouts that gave up (pool exhausted)", registry=r
         )
 
-    def watch_pool(self, engine: AsyncEngine) -> None:
-        self.registry.register(_PoolCollector(engine))
+    def watch_pool(self, engine: AsyncEngine, max_overflow: int) -> None:
+        self.registry.register(_PoolCollector(engine, max_overflow))
+
+    def watch_backends(self, db_backend: str, cache_backend: Callable[[], str]) -> None:
+        self.registry.register(_StateCollector(db_backend, cache_backend))
 
     def cache_lookup(self, endpoint: str, backend: str, hit: bool) -> None:
         self.cache.labels(endpoint, backend, "hit" if hit else "miss").inc()
