@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from harness.errors import ConfigError
+from harness.pools.timing import cell_progress
 
 DEFAULT_USERS = (50,)
 QUICK_USERS = (20,)
@@ -121,13 +122,7 @@ def run_api_sweep(
     duration, peak = check_scenario(scenario)
     progress: Progress | None = None
     if console is not None:
-        progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        )
+        progress = cell_progress(console)
         progress.start()
     task = progress.add_task("API runs", total=len(sizes) * len(users)) if progress else None
     try:

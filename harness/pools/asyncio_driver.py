@@ -17,17 +17,17 @@ from harness.errors import DatabaseError
 from harness.pools.activity import POOL_APPLICATION, Monitor
 from harness.pools.cell import ERROR, OK, TIMEOUT, CellSamples, Recorder
 from harness.pools.mix import Mix
-from harness.pools.timing import CellRun, CellTiming, OnCell
+from harness.pools.timing import (
+    FILL_TIMEOUT_S,
+    JOIN_GRACE_S,
+    CellRun,
+    CellTiming,
+    OnCell,
+    error_line,
+)
 from harness.workload import DatasetFacts
 
 DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-FILL_TIMEOUT_S = 60.0
-JOIN_GRACE_S = 30.0
-
-
-def _error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def run_pool(
@@ -70,7 +70,7 @@ async def _run_pool(
         )
     except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
         raise DatabaseError(
-            f"cannot fill an asyncpg pool of {pool_size} connections: {_error_line(exc)}"
+            f"cannot fill an asyncpg pool of {pool_size} connections: {error_line(exc)}"
         ) from None
     try:
         for concurrency in concurrencies:
@@ -127,7 +127,7 @@ async def _measure(
             except Exception as exc:  # any failure is the cell's error, counted and shown
                 t2 = clock()
                 rec.add(t0, t1 if t1 > t0 else t2, t2, op, ERROR)
-                rec.errors[_error_line(exc)] += 1
+                rec.errors[error_line(exc)] += 1
 
     tasks = [asyncio.create_task(client(i)) for i in range(concurrency)]
     try:

@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from harness import __version__
@@ -46,7 +46,7 @@ from harness.pools.grid import (
     hikari_formula,
     rule_of_thumb,
 )
-from harness.pools.timing import CellRun, CellTiming
+from harness.pools.timing import CellRun, CellTiming, cell_progress
 from harness.run_dirs import new_run_dir
 from harness.sla import EXIT_PARTIAL
 from harness.urls import mask_url, plain_postgres_url
@@ -310,14 +310,7 @@ def _experiment(
     interrupted = False
     progress: Progress | None = None
     if console is not None and options.progress:
-        progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        progress = cell_progress(console)
         progress.start()
     task = progress.add_task("cells", total=grid.cells) if progress is not None else None
     started = time.monotonic()

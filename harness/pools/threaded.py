@@ -18,18 +18,17 @@ from harness.errors import DatabaseError
 from harness.pools.activity import POOL_APPLICATION, Monitor
 from harness.pools.cell import ERROR, OK, TIMEOUT, CellSamples, Recorder
 from harness.pools.mix import Mix
-from harness.pools.timing import CellRun, CellTiming, OnCell
+from harness.pools.timing import (
+    FILL_TIMEOUT_S,
+    JOIN_GRACE_S,
+    CellRun,
+    CellTiming,
+    OnCell,
+    error_line,
+)
 from harness.workload import DatasetFacts
 
 DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-FILL_TIMEOUT_S = 60.0
-# A worker stuck past its acquire timeout plus this is reported rather than waited for.
-JOIN_GRACE_S = 30.0
-
-
-def _error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def run_pool(
@@ -59,7 +58,7 @@ def run_pool(
             pool.open(wait=True, timeout=FILL_TIMEOUT_S)
         except psycopg.Error as exc:
             raise DatabaseError(
-                f"cannot fill a psycopg pool of {pool_size} connections: {_error_line(exc)}"
+                f"cannot fill a psycopg pool of {pool_size} connections: {error_line(exc)}"
             ) from None
         for concurrency in concurrencies:
             on_cell(_measure(pool, pool_size, concurrency, mix, timing, monitor))
@@ -111,7 +110,7 @@ def _measure(
             except Exception as exc:  # any failure is the cell's error, counted and shown
                 t2 = clock()
                 rec.add(t0, t1 if t1 > t0 else t2, t2, op, ERROR)
-                rec.errors[_error_line(exc)] += 1
+                rec.errors[error_line(exc)] += 1
 
     threads = [
         threading.Thread(target=worker, args=(i,), name=f"pools-client-{i}", daemon=True)

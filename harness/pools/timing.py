@@ -5,7 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from harness.pools.cell import Activity, CellSamples
+
+# Filling a pool of 64 connections with SCRAM authentication takes seconds on a busy server.
+FILL_TIMEOUT_S = 60.0
+# A client stuck past its acquire timeout plus this is reported rather than waited for.
+JOIN_GRACE_S = 30.0
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: what a cell's error examples show."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def cell_progress(console: Console) -> Progress:
+    """The bar across a sweep's cells (started by the caller)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 @dataclass(frozen=True)
