@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.services import EmbeddedRedis
-from harness.sla import EXIT_SLA_FAILED
+from harness.rehearse.run import EXIT_NO_GO
+from harness.rehearse.steps import STEPS
+from harness.services import EmbeddedPostgres, EmbeddedRedis
 from harness.target.server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,33 +38,32 @@ def test_readme_opens_with_install_main_job_and_tests() -> None:
     assert "\npytest\n" in ci
 
 
-def test_readme_main_job_runs_a_load_test_with_a_verdict(tmp_path: Path) -> None:
+def test_readme_main_job_rehearses_the_move_with_a_verdict(tmp_path: Path) -> None:
     main_job = _quick_start()[1].split()
-    assert main_job[:3] == ["harness", "run", "steady"]
-    env = {
-        **os.environ,
-        "HARNESS_HOME": str(tmp_path / "home"),
-        "HARNESS_REDIS_URL": "",
-        "HARNESS_SLA": "",
-    }
+    assert main_job[:3] == ["harness", "rehearse", "--quick"]
+    home = tmp_path / "home"
+    env = {**os.environ, "HARNESS_HOME": str(home), "HARNESS_PG_URL": "", "HARNESS_SLA": ""}
     harness = Path(sys.executable).parent / "harness"
-    # The README's command, shrunk further in time so the test stays short.
-    done = subprocess.run(
-        [str(harness), *main_job[1:], "--time-scale", "0.02", "--runs-dir", str(tmp_path / "runs")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    # It ran and judged: PASS, or FAIL (10) when a busy CI machine misses a default SLA.
-    assert done.returncode in (0, EXIT_SLA_FAILED), done.stdout[-3000:] + done.stderr[-3000:]
-    assert "verdict: " in done.stdout
-    [run_dir] = list((tmp_path / "runs").iterdir())
-    assert run_dir.name.endswith("-steady")
-    assert (run_dir / "verdict.json").exists() and (run_dir / "samples").is_dir()
-    # The embedded Redis the run started for its API is stopped with it.
-    assert EmbeddedRedis(tmp_path / "home").status() is None
+    folder = tmp_path / "rehearsal"
+    # The README's command, shrunk in time and size and with the pool given, to stay short.
+    command = [
+        str(harness), *main_job[1:], "--time-scale", "0.02", "--artifacts", "3000",
+        "--pool-size", "4", "--dir", str(folder), "--no-progress",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+    finally:
+        EmbeddedPostgres(home).stop()
+    # It ran and judged: GO, or NO-GO (40) when a busy CI machine misses a default SLA.
+    assert done.returncode in (0, EXIT_NO_GO), done.stdout[-3000:] + done.stderr[-3000:]
+    assert "GO" in done.stdout
+    data = json.loads((folder / "rehearsal.json").read_text())
+    assert all(data["steps"][s]["status"] == "done" for s in STEPS)
+    assert (folder / "rehearsal.html").is_file()
+    # The embedded PostgreSQL it started for the rehearsal is stopped with it.
+    assert EmbeddedPostgres(home).status() is None
 
 
 def test_harness_serve_with_no_options_serves_the_reference_api(tmp_path: Path) -> None:

@@ -620,7 +620,27 @@ def _preflight(opts: RehearseOptions) -> None:
 
 
 def rehearse(opts: RehearseOptions, console: Console | None = None) -> RehearseResult:
-    """Run the steps (from ``opts.from_step``), judge, and write the reports."""
+    """Run the steps (from ``opts.from_step``), judge, and write the reports.
+
+    An embedded PostgreSQL this call starts is stopped at the end, like ``harness run`` does;
+    its data (the ``rehearsal_*`` database) stays on disk for ``harness services start``.
+    """
+    from harness import config
+    from harness.services import EmbeddedPostgres
+
+    embedded = None
+    if not config.setting("pg_url", opts.pg):
+        server = EmbeddedPostgres(config.home())
+        if server.status() is None:
+            embedded = server
+    try:
+        return _rehearse(opts, console)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _rehearse(opts: RehearseOptions, console: Console | None) -> RehearseResult:
     if opts.source is not None and not opts.source.exists():
         raise DatasetError(f"{opts.source}: no such file")
     if opts.from_step is not None and opts.from_step not in STEPS:

@@ -72,11 +72,13 @@ def test_a_quick_rehearsal_on_clean_data_is_go(go: RehearseResult) -> None:
     assert "password" not in json.dumps(data).lower()
 
 
-def test_from_compare_reuses_the_earlier_steps(go: RehearseResult, tmp_path: Path) -> None:
+def test_from_compare_reuses_the_earlier_steps(
+    go: RehearseResult, pg_url: str, tmp_path: Path
+) -> None:
     folder = copy_of(go, tmp_path)
     before = json.loads((folder / "rehearsal.json").read_text())["steps"]
     again = rehearse(
-        RehearseOptions(from_step="compare", rehearsal_dir=folder, progress=False, pg=None)
+        RehearseOptions(from_step="compare", rehearsal_dir=folder, progress=False, pg=pg_url)
     )
     after = again.data["steps"]
     assert again.go, again.reasons
@@ -86,11 +88,13 @@ def test_from_compare_reuses_the_earlier_steps(go: RehearseResult, tmp_path: Pat
 
 
 def test_rollback_drill_fails_when_the_sqlite_file_is_gone(
-    go: RehearseResult, tmp_path: Path
+    go: RehearseResult, pg_url: str, tmp_path: Path
 ) -> None:
     folder = copy_of(go, tmp_path)
     (folder / "source" / "dataset.db").unlink()
-    result = rehearse(RehearseOptions(from_step="rollback", rehearsal_dir=folder, progress=False))
+    result = rehearse(
+        RehearseOptions(from_step="rollback", rehearsal_dir=folder, progress=False, pg=pg_url)
+    )
     assert not result.go and result.exit_code == EXIT_NO_GO
     assert any("rollback drill failed" in r and "is gone" in r for r in result.reasons)
 
