@@ -70,6 +70,8 @@ class RunOptions:
     redis: str | None = None
     pg: str | None = None
     pool_size: int | None = None
+    #: ``HARNESS_API_*`` settings for the reference API this run starts (not for a target).
+    api_env: dict[str, str] = field(default_factory=dict)
     locust_args: list[str] = field(default_factory=list)
     # Open-model scenarios (stages with a rate): see harness.users.open_model.
     rate: float | None = None
@@ -243,6 +245,7 @@ def _target(opts: RunOptions, run_dir: Path, console: Any) -> Iterator[tuple[str
                 log=run_dir / "api.log",
                 pool_size=opts.pool_size,
                 slow_log=run_dir / "slow_queries.jsonl",
+                settings_env=opts.api_env,
             ) as url:
                 yield url, f"reference API on {opts.backend} ({mask_url(str(dataset))})"
         finally:

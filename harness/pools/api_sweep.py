@@ -10,9 +10,6 @@ Little's law is not, because Locust users think between requests.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,23 +43,6 @@ def check_scenario(name: str) -> tuple[float, int]:
     if peak < 1 or plan.duration <= 0:
         raise ConfigError(f"--scenario {name}: it runs no users")
     return plan.duration, peak
-
-
-@contextlib.contextmanager
-def _api_pool_env(timeout_s: float) -> Iterator[None]:
-    """No overflow (the pool size is the API's whole budget) and our acquire timeout, for the
-    API processes the runs start (they read ``HARNESS_API_*``)."""
-    wanted = {"HARNESS_API_MAX_OVERFLOW": "0", "HARNESS_API_POOL_TIMEOUT": str(timeout_s)}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def cell_from_run(run_dir: Path, pool_size: int, users: int) -> dict[str, Any]:
@@ -125,35 +105,37 @@ def run_api_sweep(
         progress = cell_progress(console)
         progress.start()
     task = progress.add_task("API runs", total=len(sizes) * len(users)) if progress else None
+    # No overflow: the pool size is every connection the API may open.
+    api_env = {"HARNESS_API_MAX_OVERFLOW": "0", "HARNESS_API_POOL_TIMEOUT": str(acquire_timeout_s)}
     try:
-        with _api_pool_env(acquire_timeout_s):
-            for n in users:
-                for size in sizes:
-                    result = run(
-                        RunOptions(
-                            scenario=scenario,
-                            backend="postgres",
-                            pool_size=size,
-                            time_scale=duration_s / duration,
-                            users_scale=n / peak,
-                            runs_dir=out_dir / "api",
-                            pg=pg,
-                            redis=redis,
-                            dataset=dataset,
-                        )
+        for n in users:
+            for size in sizes:
+                result = run(
+                    RunOptions(
+                        scenario=scenario,
+                        backend="postgres",
+                        pool_size=size,
+                        time_scale=duration_s / duration,
+                        users_scale=n / peak,
+                        runs_dir=out_dir / "api",
+                        pg=pg,
+                        redis=redis,
+                        dataset=dataset,
+                        api_env=api_env,
                     )
-                    cell = cell_from_run(result.run_dir, size, n)
-                    cell["run_dir"] = str(result.run_dir.relative_to(out_dir))
-                    on_cell(cell)
-                    if progress is not None and task is not None:
-                        progress.update(
-                            task,
-                            advance=1,
-                            description=(
-                                f"API pool {size} x {n} users: {cell['throughput']:,.0f}/s "
-                                f"p99 {cell['p99'] or 0:.1f} ms"
-                            ),
-                        )
+                )
+                cell = cell_from_run(result.run_dir, size, n)
+                cell["run_dir"] = str(result.run_dir.relative_to(out_dir))
+                on_cell(cell)
+                if progress is not None and task is not None:
+                    progress.update(
+                        task,
+                        advance=1,
+                        description=(
+                            f"API pool {size} x {n} users: {cell['throughput']:,.0f}/s "
+                            f"p99 {cell['p99'] or 0:.1f} ms"
+                        ),
+                    )
     finally:
         if progress is not None:
             progress.stop()

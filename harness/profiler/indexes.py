@@ -38,7 +38,7 @@ from harness.profiler.plans import (
     sqlite_connect,
     sqlite_plan,
 )
-from harness.profiler.slow_queries import SlowLog, SlowStatement, _unmasked
+from harness.profiler.slow_queries import SlowLog, SlowStatement, unmask_params
 from harness.profiler.slowlog import unmask
 from harness.urls import is_postgres, sqlite_path
 
@@ -249,7 +249,7 @@ def measure_pg(url: str, entries: Sequence[SlowStatement]) -> list[Advice]:
     with pg_connect(url) as conn:
         for entry in entries:
             try:
-                values = _unmasked(entry.params, unmask)
+                values = unmask_params(entry.params, unmask)
             except ValueError:
                 out += _not_measured(entry, "postgres", "text parameters are masked in the log")
                 continue
@@ -313,7 +313,7 @@ def measure_sqlite(path: Path, entries: Sequence[SlowStatement]) -> list[Advice]
         try:
             for entry in entries:
                 try:
-                    values = _unmasked(entry.params, unmask)
+                    values = unmask_params(entry.params, unmask)
                 except ValueError:
                     out += _not_measured(entry, "sqlite", "text parameters are masked in the log")
                     continue

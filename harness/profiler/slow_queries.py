@@ -106,7 +106,7 @@ def attach_plans(log: SlowLog, db: str, limit: int | None = None) -> None:
 
     for entry in log.statements[:limit]:
         try:
-            params = _unmasked(entry.params, unmask)
+            params = unmask_params(entry.params, unmask)
         except ValueError:
             params = None  # masked text: a generic plan instead
         try:
@@ -115,7 +115,8 @@ def attach_plans(log: SlowLog, db: str, limit: int | None = None) -> None:
             entry.plan_error = str(exc)
 
 
-def _unmasked(params: Any, unmask: Any) -> Any:
+def unmask_params(params: Any, unmask: Any) -> Any:
+    """Logged parameters as values to bind; ValueError when one was masked."""
     if params is None:
         return None
     if isinstance(params, dict):

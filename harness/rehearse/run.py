@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sqlite3
 import time
@@ -143,24 +142,15 @@ def _api(
     """The reference API on ``db`` (in-process cache), with ``now`` fixed when given."""
     from harness.target.process import reference_api
 
-    saved = os.environ.get("HARNESS_API_NOW")
-    if now is not None:
-        os.environ["HARNESS_API_NOW"] = now
-    try:
-        with reference_api(
-            db,
-            redis_url=None,
-            log=log_dir / "api.log",
-            pool_size=pool_size,
-            slow_log=log_dir / "slow_queries.jsonl",
-        ) as url:
-            yield url
-    finally:
-        if now is not None:
-            if saved is None:
-                os.environ.pop("HARNESS_API_NOW", None)
-            else:
-                os.environ["HARNESS_API_NOW"] = saved
+    with reference_api(
+        db,
+        redis_url=None,
+        log=log_dir / "api.log",
+        pool_size=pool_size,
+        slow_log=log_dir / "slow_queries.jsonl",
+        settings_env={"HARNESS_API_NOW": now} if now is not None else None,
+    ) as url:
+        yield url
 
 
 def _load_run(ctx: _Context, url: str, runs_dir: Path) -> dict[str, Any]:
@@ -188,24 +178,16 @@ def _load_run(ctx: _Context, url: str, runs_dir: Path) -> dict[str, Any]:
 
 
 def _endpoint_percentiles(run_dir: Path) -> dict[str, dict[str, float]]:
-    """p50/p95/p99 and count per endpoint over the whole run, from the exact samples."""
-    import numpy as np
-
+    """p50/p95/p99 and count per endpoint over the whole run: the figures ``harness report``
+    shows for it (exact, failed requests included)."""
     from harness.analysis.load import load_run
+    from harness.analysis.stats import exact_stats
 
-    samples = load_run(run_dir).samples
-    out: dict[str, dict[str, float]] = {}
-    for endpoint, group in samples.groupby("endpoint", sort=True, observed=True):
-        lat = group.loc[group["ok"], "latency_ms"].to_numpy(dtype=np.float64)
-        if len(lat):
-            p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-            out[str(endpoint)] = {
-                "count": float(len(group)),
-                "p50": float(p50),
-                "p95": float(p95),
-                "p99": float(p99),
-            }
-    return out
+    stats = exact_stats(load_run(run_dir).samples, ["endpoint"])
+    return {
+        str(row["endpoint"]): {k: float(row[k]) for k in ("count", "p50", "p95", "p99")}
+        for row in stats.to_dict("records")
+    }
 
 
 def _anchor(path: Path) -> str | None:

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +28,7 @@ def reference_api(
     pool_size: int | None = None,
     workers: int = 1,
     slow_log: Path | None = None,
+    settings_env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Start ``harness serve`` on a free loopback port; yield its URL; stop it on exit.
 
@@ -36,7 +37,7 @@ def reference_api(
     """
     port = free_port()
     # URLs travel in the environment: on the command line, ``ps`` would show their passwords.
-    env = {**os.environ, "HARNESS_API_DB": db}
+    env = {**os.environ, **(settings_env or {}), "HARNESS_API_DB": db}
     cmd = [sys.executable, "-m", "harness", "serve", "--port", str(port), "--workers", str(workers)]
     if redis_url:
         env["HARNESS_REDIS_URL"] = redis_url
